@@ -1,0 +1,196 @@
+"""The configuration: one TOML file validated by pydantic, every key but three sections optional.
+
+`load_settings(None)` gives the built-in defaults (what `intake triage` uses with no --config).
+Secrets are never in the file: keys ending in `_file` name files (systemd `LoadCredential=`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_MUNICIPALITIES: list[tuple[str, str]] = [
+    ("Aalborg Kommune", "aalborg.dk"),
+    ("Brønderslev Kommune", "bronderslev.dk"),
+    ("Frederikshavn Kommune", "frederikshavn.dk"),
+    ("Hjørring Kommune", "hjoerring.dk"),
+    ("Jammerbugt Kommune", "jammerbugt.dk"),
+    ("Læsø Kommune", "laesoe.dk"),
+    ("Mariagerfjord Kommune", "mariagerfjord.dk"),
+    ("Morsø Kommune", "mors.dk"),
+    ("Rebild Kommune", "rebild.dk"),
+    ("Thisted Kommune", "thisted.dk"),
+    ("Vesthimmerlands Kommune", "vesthimmerland.dk"),
+]
+
+Security = Literal["tls", "starttls", "plain"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Municipality(_Section):
+    name: str
+    domain: str
+    require_signature: bool = False
+
+    @field_validator("domain")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        v = v.strip().lower().rstrip(".")
+        if not v or "@" in v or " " in v:
+            raise ValueError(f"not a domain: {v!r}")
+        return v
+
+
+class Limits(_Section):
+    """Bounds that keep one hostile message from costing unbounded time or memory."""
+
+    max_header_bytes: int = 256 * 1024  # whole header block of the top-level message
+    max_multipart_boundaries: int = 200  # "boundary=" declarations in the raw message
+    max_parts: int = 500
+    max_text_chars: int = 2_000_000  # text read for fields and routing
+
+
+class TriageConfig(_Section):
+    own_addresses: list[str] = Field(default_factory=lambda: ["socialmedicin@rn.dk"])
+    municipalities: list[Municipality] = Field(
+        default_factory=lambda: [Municipality(name=n, domain=d) for n, d in DEFAULT_MUNICIPALITIES]
+    )
+    rules_file: Path | None = None  # default: config/rules.toml shipped with the project
+    templates_dir: Path | None = None  # default: templates/ shipped with the project
+    unit_name: str = "Socialmedicinsk Enhed, Region Nordjylland"
+    limits: Limits = Field(default_factory=Limits)
+
+
+class MailboxConfig(_Section):
+    host: str
+    port: int = 993
+    security: Security = "tls"
+    ca_file: Path | None = None
+    allow_plaintext: bool = False
+    username: str
+    password_file: Path
+    folder: str = "INBOX"
+    idle: bool = True  # use IDLE when the server offers it
+    idle_renew_seconds: int = 25 * 60  # re-issue IDLE well before the 29-minute limit
+    poll_seconds: int = 60  # when the server has no IDLE
+    timeout_seconds: float = 60.0  # no answer within this: the connection is stalled, renew it
+    max_message_bytes: int = 100 * 1024 * 1024  # RFC822.SIZE above this: manual, unparsed
+    fetch_batch: int = 50
+
+    @model_validator(mode="after")
+    def _plaintext(self) -> "MailboxConfig":
+        if self.security == "plain" and not self.allow_plaintext:
+            raise ValueError('mailbox.security = "plain" is refused unless allow_plaintext = true')
+        return self
+
+
+class SmtpConfig(_Section):
+    host: str
+    port: int = 587
+    security: Security = "starttls"
+    ca_file: Path | None = None
+    allow_plaintext: bool = False
+    username: str | None = None
+    password_file: Path | None = None
+    from_address: str = "socialmedicin@rn.dk"
+    from_name: str = "Socialmedicinsk Enhed"
+    timeout_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _plaintext(self) -> "SmtpConfig":
+        if self.security == "plain" and not self.allow_plaintext:
+            raise ValueError('smtp.security = "plain" is refused unless allow_plaintext = true')
+        return self
+
+
+class StoreConfig(_Section):
+    url: str = "sqlite:///intake.db"
+    hmac_key_file: Path | None = None  # secret for the keyed CPR hash; a built-in key otherwise
+
+
+class FoldersConfig(_Section):
+    accepted: str = "Triage/Klar"
+    incomplete: str = "Triage/Mangler"
+    redirect: str = "Triage/Mediconnect"
+    manual: str = "Triage/Manuel"
+    ignored: str = "Triage/Ignoreret"
+
+    def for_decision(self, decision: str) -> str:
+        return getattr(self, decision)
+
+
+class OutboxConfig(_Section):
+    retry_initial_seconds: float = 5.0
+    retry_max_seconds: float = 15 * 60.0
+    max_attempts: int = 200  # about two days at the cap; then the entry is marked failed
+
+
+class DaemonConfig(_Section):
+    reconnect_initial_seconds: float = 1.0
+    reconnect_max_seconds: float = 300.0
+    set_keywords: bool = True
+
+
+class Settings(_Section):
+    mailbox: MailboxConfig | None = None
+    smtp: SmtpConfig | None = None
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    folders: FoldersConfig = Field(default_factory=FoldersConfig)
+    triage: TriageConfig = Field(default_factory=TriageConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+
+    @property
+    def own_addresses(self) -> set[str]:
+        own = {a.strip().lower() for a in self.triage.own_addresses}
+        if self.smtp:
+            own.add(self.smtp.from_address.strip().lower())
+        return own
+
+    @property
+    def reply_from(self) -> str:
+        return self.smtp.from_address if self.smtp else self.triage.own_addresses[0]
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid (message says which key)."""
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    if path is None:
+        return Settings()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read config {p}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {p} is not valid TOML: {e}") from e
+    try:
+        settings = Settings.model_validate(data)
+    except Exception as e:  # pydantic.ValidationError: say which key
+        raise ConfigError(f"config {p} is invalid:\n{e}") from e
+    # Relative paths in the file are relative to the file.
+    base = p.resolve().parent
+    t = settings.triage
+    if t.rules_file and not t.rules_file.is_absolute():
+        t.rules_file = base / t.rules_file
+    if t.templates_dir and not t.templates_dir.is_absolute():
+        t.templates_dir = base / t.templates_dir
+    return settings
+
+
+def read_secret(path: Path | None) -> str | None:
+    """Read a secret from a credentials file; trailing newline stripped."""
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as e:
+        raise ConfigError(f"cannot read secret file {path}: {e.strerror}") from e

@@ -1,0 +1,92 @@
+"""Render the automatic replies (Jinja2 templates in `templates/`) and build them as e-mail.
+
+Every text that leaves here is masked: nothing CPR-shaped survives in subject or body, and the
+subject is one line. Replies carry `Auto-Submitted: auto-replied` (RFC 3834) and thread to the
+original with In-Reply-To and References.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from intake.cpr import mask_text
+from intake.mimeparse import one_line
+from intake.resources import templates_dir
+
+KINDS = ("acknowledgement", "missing_items", "redirect")
+MAX_SUBJECT = 180
+
+
+@dataclass
+class Reply:
+    kind: str
+    to: str
+    subject: str
+    body: str
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "to": self.to,
+            "subject": self.subject,
+            "body": self.body,
+            "headers": {
+                "Auto-Submitted": "auto-replied",
+                "In-Reply-To": self.in_reply_to,
+                "References": " ".join(self.references) or None,
+            },
+        }
+
+    def to_email(self, from_address: str, from_name: str, message_id: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = email.utils.formataddr((from_name, from_address))
+        msg["To"] = self.to
+        msg["Subject"] = self.subject
+        msg["Date"] = email.utils.formatdate(localtime=True)
+        msg["Message-ID"] = message_id
+        if self.in_reply_to:
+            msg["In-Reply-To"] = self.in_reply_to
+        if self.references:
+            msg["References"] = " ".join(self.references)
+        msg["Auto-Submitted"] = "auto-replied"
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg.set_content(self.body, charset="utf-8")
+        return msg
+
+
+@lru_cache(maxsize=4)
+def _environment(folder: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=False,  # plain text mail, not HTML
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        trim_blocks=False,
+    )
+
+
+def _clean_subject(s: str) -> str:
+    s = one_line(mask_text(s))
+    return s if len(s) <= MAX_SUBJECT else s[: MAX_SUBJECT - 1].rstrip() + "…"
+
+
+def render(kind: str, context: dict, folder: Path | None = None) -> tuple[str, str]:
+    """(subject, body) of reply `kind`, masked. `context` keys: see the templates."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown reply kind {kind!r}")
+    env = _environment(str(folder or templates_dir()))
+    tmpl = env.get_template(f"{kind}.txt.j2")
+    ctx = tmpl.new_context(dict(context))
+    subject = "".join(tmpl.blocks["subject"](ctx))
+    body = tmpl.render(context)
+    lines = [ln.rstrip() for ln in mask_text(body).strip("\n").split("\n")]
+    return _clean_subject(subject), re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"

@@ -1,0 +1,266 @@
+"""The decision core: raw message bytes in, a `Result` out. No network, no database, no clock
+beyond `today`, no logging: `intake triage` and the daemon call exactly this.
+
+The pipeline is an ordered list of small named steps (after GNU Mailman's handlers). Each step
+may settle the decision; the first that does wins, which gives the contract's precedence:
+ignored → manual (unreadable, sender) → manual (structure) → redirect → manual (multiple CPR)
+→ incomplete / accepted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from dataclasses import dataclass, field
+from typing import Callable
+
+from intake import cpr as cprmod
+from intake import extract, routing, senders
+from intake.config import Settings
+from intake.machine import machine_reason
+from intake.mimeparse import Attachment, Parsed, parse
+from intake.replies import Reply, render
+from intake.rules import Rules, load_rules
+
+DECISIONS = ("accepted", "incomplete", "redirect", "manual", "ignored")
+MISSING_ORDER = ("name", "cpr", "examination", "problem", "attachments")
+REPLY_KIND = {"accepted": "acknowledgement", "incomplete": "missing_items", "redirect": "redirect"}
+
+
+@dataclass
+class Result:
+    decision: str = "manual"
+    manual_reason: str | None = None
+    redirect_reason: str | None = None
+    ignored_reason: str | None = None
+    missing: list[str] = field(default_factory=list)
+    examinations: list[str] = field(default_factory=list)
+    name: str | None = None
+    cpr_digits: str | None = None  # internal only: never printed, logged or stored in plaintext
+    distinct_cprs: int = 0  # how many different valid CPR numbers the message holds
+    invalid_cpr: str | None = None  # masked
+    masked_cpr: str | None = None  # masked number the sender wrote
+    phone: str | None = None
+    problem: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    message_id: str | None = None
+    references: list[str] = field(default_factory=list)
+    sender: str | None = None
+    municipality: str | None = None
+    reply_to: str | None = None
+    subject: str = ""
+    reply: Reply | None = None
+
+    @property
+    def cpr(self) -> str | None:
+        return cprmod.mask(self.cpr_digits) if self.cpr_digits else None
+
+    @property
+    def birth_date(self) -> str | None:
+        d = cprmod.birth_date(self.cpr_digits) if self.cpr_digits else None
+        return d.isoformat() if d else None
+
+    def as_dict(self) -> dict:
+        """The contract's JSON object (plus a few informative keys); never the CPR number."""
+        return {
+            "decision": self.decision,
+            "manual_reason": self.manual_reason,
+            "redirect_reason": self.redirect_reason,
+            "ignored_reason": self.ignored_reason,
+            "missing": list(self.missing),
+            "examinations": list(self.examinations),
+            "name": self.name,
+            "cpr": self.cpr,
+            "birth_date": self.birth_date,
+            "phone": self.phone,
+            "attachments": [a.as_dict() for a in self.attachments],
+            "message_id": self.message_id,
+            "sender": self.sender,
+            "municipality": self.municipality,
+            "reply": self.reply.as_dict() if self.reply else None,
+        }
+
+
+@dataclass
+class Context:
+    parsed: Parsed
+    settings: Settings
+    rules: Rules
+    today: dt.date
+    result: Result = field(default_factory=Result)
+    text: str = ""  # subject + the sender's new text, for field readers and routing
+
+    def settle(self, decision: str, reason: str | None = None) -> bool:
+        self.result.decision = decision
+        if decision == "manual":
+            self.result.manual_reason = reason
+        elif decision == "redirect":
+            self.result.redirect_reason = reason
+        elif decision == "ignored":
+            self.result.ignored_reason = reason
+        return True
+
+
+Step = Callable[[Context], bool]  # True: the decision is settled, stop
+
+
+def step_readable(ctx: Context) -> bool:
+    p = ctx.parsed
+    if p.problem in ("empty", "unreadable", "header_too_large"):
+        return ctx.settle("manual", p.problem)
+    return False
+
+
+def step_machine(ctx: Context) -> bool:
+    reason = machine_reason(ctx.parsed, ctx.settings.own_addresses)
+    return ctx.settle("ignored", reason) if reason else False
+
+
+def step_sender(ctx: Context) -> bool:
+    addr, muni = senders.sender(ctx.parsed, ctx.settings.triage.municipalities)
+    r = ctx.result
+    r.sender = addr.addr if addr else None
+    if muni is None:
+        return ctx.settle("manual", "sender_not_allowed")
+    r.municipality = muni.name
+    r.reply_to = senders.reply_address(ctx.parsed, ctx.settings.triage.municipalities)
+    return False
+
+
+def step_structure(ctx: Context) -> bool:
+    if ctx.parsed.problem:
+        return ctx.settle("manual", ctx.parsed.problem)
+    return False
+
+
+def step_fields(ctx: Context) -> bool:
+    """Read every field (never decides): name, CPR, phone, examinations, problem, case files."""
+    p, rules, r = ctx.parsed, ctx.rules, ctx.result
+    body = extract.new_text(p.text, p.subject)
+    ctx.text = p.subject + "\n\n" + body
+    r.name = extract.find_name(body, p.subject, rules)
+    found = cprmod.find(ctx.text, rules, ctx.today)
+    r.cpr_digits = found.valid[0] if len(found.valid) == 1 else None
+    r.distinct_cprs = len(found.valid)
+    r.invalid_cpr = cprmod.mask(found.invalid[0]) if found.invalid else None
+    r.masked_cpr = f"{found.masked[0]}-XXXX" if found.masked else None
+    r.phone = extract.find_phone(body, rules)
+    r.examinations = extract.find_examinations(ctx.text, rules)
+    r.problem = extract.find_problem(body, rules)
+    r.attachments = list(p.attachments)
+    return False
+
+
+def step_redirect(ctx: Context) -> bool:
+    reason = routing.redirect_reason(ctx.text, ctx.rules)
+    return ctx.settle("redirect", reason) if reason else False
+
+
+def step_multiple_cpr(ctx: Context) -> bool:
+    if ctx.result.distinct_cprs > 1:
+        return ctx.settle("manual", "multiple_cpr")
+    return False
+
+
+def step_complete(ctx: Context) -> bool:
+    r = ctx.result
+    have = {
+        "name": bool(r.name),
+        "cpr": bool(r.cpr_digits),
+        "examination": bool(r.examinations),
+        "problem": bool(r.problem),
+        "attachments": bool(r.attachments),
+    }
+    r.missing = [k for k in MISSING_ORDER if not have[k]]
+    return ctx.settle("incomplete" if r.missing else "accepted")
+
+
+PIPELINE: tuple[tuple[str, Step], ...] = (
+    ("readable", step_readable),
+    ("machine", step_machine),
+    ("sender", step_sender),
+    ("structure", step_structure),
+    ("fields", step_fields),
+    ("redirect", step_redirect),
+    ("multiple_cpr", step_multiple_cpr),
+    ("complete", step_complete),
+)
+
+
+def _received(parsed: Parsed) -> str | None:
+    try:
+        d = email.utils.parsedate_to_datetime(parsed.header("date") or "")
+    except (TypeError, ValueError, IndexError):
+        return None
+    return d.strftime("%d.%m.%Y kl. %H:%M") if d else None
+
+
+def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rules,
+                  case_ref: str | None = None, due_date: str | None = None) -> dict:
+    greeting = (parsed.from_[0].display_name.strip() if parsed.from_ else "")[:80] or "sagsbehandler"
+    if "@" in greeting:
+        greeting = "sagsbehandler"
+    return {
+        "greeting": greeting,
+        "name": result.name,
+        "cpr": result.cpr,
+        "invalid_cpr": result.invalid_cpr,
+        "masked_cpr": result.masked_cpr,
+        "examinations": [rules.examination_label(c) for c in result.examinations],
+        "attachments": result.attachments,
+        "missing": result.missing,
+        "redirect_reason": result.redirect_reason,
+        "original_subject": parsed.subject[:120],
+        "received": _received(parsed),
+        "case_ref": case_ref,
+        "due_date": due_date,
+        "unit_name": settings.triage.unit_name,
+        "from_address": settings.reply_from,
+    }
+
+
+def build_reply(result: Result, parsed: Parsed, settings: Settings, rules: Rules,
+                case_ref: str | None = None, due_date: str | None = None) -> Reply | None:
+    """The reply for this decision, or None (manual, ignored, or no allowed address)."""
+    kind = REPLY_KIND.get(result.decision)
+    if kind is None or not result.reply_to:
+        return None
+    ctx = reply_context(result, parsed, settings, rules, case_ref, due_date)
+    subject, body = render(kind, ctx, settings.triage.templates_dir)
+    refs = list(parsed.references)
+    if parsed.message_id and parsed.message_id not in refs:
+        refs.append(parsed.message_id)
+    return Reply(kind=kind, to=result.reply_to, subject=subject, body=body,
+                 in_reply_to=parsed.message_id, references=refs[-20:])
+
+
+def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
+                 today: dt.date | None = None) -> Result:
+    ctx = Context(parsed=parsed, settings=settings, rules=rules, today=today or dt.date.today())
+    ctx.result.message_id = parsed.message_id
+    ctx.result.references = list(parsed.references)
+    ctx.result.subject = parsed.subject
+    for _name, step in PIPELINE:
+        if step(ctx):
+            break
+    return ctx.result
+
+
+def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = None, *,
+           today: dt.date | None = None, case_ref: str | None = None) -> tuple[Result, Parsed]:
+    """Decide what to do with one raw message. Never raises for any input bytes."""
+    settings = settings or Settings()
+    if rules is None:
+        rules = load_rules(settings.triage.rules_file)
+    try:
+        parsed = parse(raw, settings.triage.limits)
+        result = run_pipeline(parsed, settings, rules, today)
+        result.reply = build_reply(result, parsed, settings, rules, case_ref)
+    except RecursionError:
+        parsed = Parsed(problem="too_complex")
+        result = Result(decision="manual", manual_reason="too_complex")
+    except Exception:  # a bug must not lose a message: a person looks at it
+        parsed = Parsed(problem="internal_error")
+        result = Result(decision="manual", manual_reason="internal_error")
+    return result, parsed
+
