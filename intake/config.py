@@ -54,6 +54,7 @@ class Limits(_Section):
     max_multipart_boundaries: int = 200  # "boundary=" declarations in the raw message
     max_parts: int = 500
     max_text_chars: int = 2_000_000  # text read for fields and routing
+    big_message_bytes: int = 4 * 1024 * 1024  # above this, large bodies bypass the parser
 
 
 class TriageConfig(_Section):

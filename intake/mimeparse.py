@@ -15,6 +15,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import PurePosixPath, PureWindowsPath
 
+from intake import bigparts
 from intake.config import Limits
 from intake.htmltext import html_to_text
 
@@ -123,14 +124,22 @@ def safe_filename(name: str | None, content_type: str, index: int) -> str:
     return name
 
 
+_DECODED_HEADERS = frozenset({"subject", "from", "reply-to", "to", "sender"})
+
+
 def _header_values(msg: Message) -> dict[str, list[str]]:
+    """Every header as one line of text. Only headers a person reads (or that may carry
+    RFC 2047 words) go through the full header parser; the rest are taken as written."""
     out: dict[str, list[str]] = {}
     for name, raw in msg.raw_items():
-        try:
-            value = str(_POLICY.header_fetch_parse(name, raw))
-        except Exception:  # a header the parser chokes on: keep the raw text
-            value = str(raw)
-        out.setdefault(name.lower(), []).append(one_line(_fix_surrogates(value)))
+        key = name.lower()
+        raw = str(raw)
+        if key in _DECODED_HEADERS or "=?" in raw:
+            try:
+                raw = str(_POLICY.header_fetch_parse(name, raw))
+            except Exception:  # a header the parser chokes on: keep the raw text
+                pass
+        out.setdefault(key, []).append(one_line(_fix_surrogates(raw)))
     return out
 
 
@@ -163,25 +172,47 @@ def _iter_parts(msg: Message, max_parts: int):
         if count > max_parts:
             raise _TooComplex()
         yield part, parent
-        if part.is_multipart() and part.get_content_maintype() == "multipart":
-            payload = part.get_payload()
-            if isinstance(payload, list):
-                ct = part.get_content_type()
-                stack.extend((p, ct) for p in reversed(payload))
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            ct = _content_type(part)[0]
+            stack.extend((p, ct) for p in reversed(payload))
+
+
+def _content_type(part: Message) -> tuple[str, dict]:
+    """(type, params) parsed once; the stdlib accessors would re-parse the header per call."""
+    h = part.get("content-type")
+    if h is None:
+        return part.get_default_type(), {}
+    try:
+        ctype = h.content_type
+        return (ctype if "/" in ctype else "text/plain"), dict(h.params)
+    except Exception:
+        return "text/plain", {}
+
+
+def _disposition(part: Message) -> tuple[str | None, str | None]:
+    """(disposition, filename); the filename falls back to Content-Type's `name`."""
+    h = part.get("content-disposition")
+    if h is None:
+        return None, None
+    try:
+        return h.content_disposition, h.params.get("filename")
+    except Exception:
+        return None, None
 
 
 class _TooComplex(Exception):
     pass
 
 
-def _is_inline_resource(part: Message, parent: str, disposition: str | None) -> bool:
+def _is_inline_resource(part: Message, parent: str, ctype: str, disposition: str | None) -> bool:
     """Images of a signature or layout: referenced by Content-ID, not sent as attachments."""
     if disposition == "attachment":
         return False
-    has_cid = part.get("Content-ID") is not None
+    has_cid = "content-id" in part
     if parent == "multipart/related" and has_cid:
         return True
-    return part.get_content_maintype() == "image" and (has_cid or disposition == "inline")
+    return ctype.startswith("image/") and (has_cid or disposition == "inline")
 
 
 def parse(raw: bytes, limits: Limits | None = None) -> Parsed:
@@ -192,13 +223,26 @@ def parse(raw: bytes, limits: Limits | None = None) -> Parsed:
     header_len = m.start() if m else len(raw)
     if header_len > limits.max_header_bytes:
         return Parsed(problem="header_too_large")
-    try:
-        msg = BytesParser(policy=_POLICY).parsebytes(raw)
-    except RecursionError:
-        return Parsed(problem="too_complex")
-    except Exception:
-        return Parsed(problem="unreadable")
-    p = Parsed()
+    problem = None
+    if len(_BOUNDARY_RE.findall(raw)) > limits.max_multipart_boundaries:
+        problem = "too_complex"
+    msg = None
+    refs: list[bigparts.BodyRef] = []
+    if problem is None:
+        try:
+            skel, refs = bigparts.skeleton(raw, limits.big_message_bytes)
+            msg = BytesParser(policy=_POLICY).parsebytes(skel)
+            del skel
+        except RecursionError:
+            problem = "too_complex"
+        except Exception:
+            problem = "malformed_mime"
+    if msg is None:  # still read the headers: machine mail and senders are judged on them
+        try:
+            msg = BytesParser(policy=_POLICY).parsebytes(raw, headersonly=True)
+        except Exception:
+            return Parsed(problem="unreadable")
+    p = Parsed(problem=problem)
     try:
         p.headers = _header_values(msg)
     except Exception:
@@ -212,17 +256,16 @@ def parse(raw: bytes, limits: Limits | None = None) -> Parsed:
     p.subject = p.header("subject") or ""
     mid = _MSGID_RE.findall(p.header("message-id") or "")
     p.message_id = mid[0] if mid else None
-    refs = " ".join((p.header("in-reply-to") or "", p.header("references") or ""))
-    p.references = list(dict.fromkeys(_MSGID_RE.findall(refs)))
+    thread = " ".join((p.header("in-reply-to") or "", p.header("references") or ""))
+    p.references = list(dict.fromkeys(_MSGID_RE.findall(thread)))
     try:
         p.content_type = msg.get_content_type()
     except Exception:
         p.content_type = "application/octet-stream"
-    if len(_BOUNDARY_RE.findall(raw)) > limits.max_multipart_boundaries:
-        p.problem = "too_complex"
+    if p.problem:
         return p
     try:
-        _read_body(msg, p, limits)
+        _read_body(msg, p, limits, raw, refs)
     except (_TooComplex, RecursionError):
         p.problem = "too_complex"
     except Exception:
@@ -230,46 +273,55 @@ def parse(raw: bytes, limits: Limits | None = None) -> Parsed:
     return p
 
 
-def _read_body(msg: Message, p: Parsed, limits: Limits) -> None:
+def _payload(part: Message, raw: bytes, refs: list, limit: int | None = None) -> bytes:
+    """The decoded body of a leaf part, from the parser or (cut-out bodies) from the raw bytes."""
+    ref = part.get(bigparts.REF_HEADER)
+    if ref is None or not refs:
+        data = part.get_payload(decode=True) or b""
+        return data if limit is None else data[:limit]
+    body = refs[int(str(ref))]
+    cte = str(part.get("content-transfer-encoding", "7bit"))
+    return bigparts.read(raw, body, cte, limit if limit is not None else 1 << 62)
+
+
+def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) -> None:
     texts: list[str] = []
     size = 0
     for part, parent in _iter_parts(msg, limits.max_parts):
         p.parts += 1
-        ctype = part.get_content_type()
-        if part.get_content_maintype() == "multipart":
+        if part.is_multipart():
             continue
-        try:
-            disposition = part.get_content_disposition()
-        except Exception:
-            disposition = None
-        try:
-            filename = part.get_filename()
-        except Exception:
-            filename = None
+        ctype, params = _content_type(part)
+        disposition, filename = _disposition(part)
+        filename = filename or params.get("name")
         if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
             if size >= limits.max_text_chars:
                 continue
-            data = part.get_payload(decode=True) or b""
-            text = decode_bytes(data, part.get_content_charset())
+            data = _payload(part, raw, refs, limits.max_text_chars * 4)
+            text = decode_bytes(data, params.get("charset"))
             if ctype == "text/html":
                 text = html_to_text(text, limits.max_text_chars)
             text = text.replace("\r\n", "\n").replace("\r", "\n")[: limits.max_text_chars - size]
             size += len(text)
             texts.append(text)
             continue
-        if ctype in _NOT_CASE_FILES or _is_inline_resource(part, parent, disposition):
+        if ctype in _NOT_CASE_FILES or _is_inline_resource(part, parent, ctype, disposition):
             continue
-        if ctype == "message/rfc822":
-            inner = part.get_payload()
-            inner = inner[0] if isinstance(inner, list) and inner else inner
-            data = inner.as_bytes(policy=_POLICY) if isinstance(inner, Message) else b""
+        ref = part.get(bigparts.REF_HEADER)
+        if ref is not None and refs:
+            cte = str(part.get("content-transfer-encoding", "7bit"))
+            size, sha = bigparts.digest(raw, refs[int(str(ref))], cte)
         else:
-            data = part.get_payload(decode=True) or b""
+            if ctype == "message/rfc822":
+                inner = part.get_payload()
+                inner = inner[0] if isinstance(inner, list) and inner else inner
+                data = inner.as_bytes(policy=_POLICY) if isinstance(inner, Message) else b""
+            else:
+                data = part.get_payload(decode=True) or b""
+            size, sha = len(data), hashlib.sha256(data).hexdigest()
+            del data
         p.attachments.append(Attachment(
             filename=safe_filename(filename, ctype, len(p.attachments) + 1),
-            content_type=ctype,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
+            content_type=ctype, size=size, sha256=sha,
         ))
-        del data
     p.text = "\n\n".join(texts)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from intake import cpr as cprmod
@@ -50,6 +52,7 @@ class Result:
     reply_to: str | None = None
     subject: str = ""
     reply: Reply | None = None
+    error: str | None = None  # for internal_error: exception type and code location, no content
 
     @property
     def cpr(self) -> str | None:
@@ -78,6 +81,7 @@ class Result:
             "sender": self.sender,
             "municipality": self.municipality,
             "reply": self.reply.as_dict() if self.reply else None,
+            **({"error": self.error} if self.error else {}),
         }
 
 
@@ -259,8 +263,10 @@ def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = N
     except RecursionError:
         parsed = Parsed(problem="too_complex")
         result = Result(decision="manual", manual_reason="too_complex")
-    except Exception:  # a bug must not lose a message: a person looks at it
+    except Exception as e:  # a bug must not lose a message: a person looks at it
         parsed = Parsed(problem="internal_error")
-        result = Result(decision="manual", manual_reason="internal_error")
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        result = Result(decision="manual", manual_reason="internal_error",
+                        error=f"{type(e).__name__} at {Path(where.filename).name}:{where.lineno}")
     return result, parsed
 
