@@ -1,0 +1,287 @@
+"""`intake run`: watch the mailbox, triage each message once, file it, answer it at most once.
+
+Crash-safe order (Mailman's switchboard, not Zammad's delete-first): a message stays in the
+inbox until the store holds it, its decision, its case and its reply in one transaction; only
+then is it moved to its triage folder. A restart resumes every step: a message found in the
+store by content hash is filed without being triaged or answered again; one found by Message-ID
+(a resend) is triaged but not answered again. Replies leave through the outbox (intake.outbox).
+
+The IMAP side is blocking (imapclient) and runs in a worker thread; the outbox runs on the
+event loop. SIGTERM/SIGINT: the message in hand is finished, then both stop and we exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+from intake import failpoints, logs
+from intake.config import ConfigError, Settings, load_settings, read_secret
+from intake.cpr import keyed_hash
+from intake.mimeparse import Parsed
+from intake.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
+from intake.outbox import Outbox
+from intake.rules import Rules, load_rules
+from intake.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
+from intake.triage import Result, build_reply, triage
+
+log = logs.get("intake.daemon")
+
+CASE_STATUS = {"accepted": "accepted", "incomplete": "incomplete", "redirect": "redirected"}
+
+
+def load_hmac_key(settings: Settings) -> bytes:
+    """The secret for keyed CPR hashes: from `store.hmac_key_file`, or for a local SQLite store a
+    key generated once beside the database (mode 0600)."""
+    if settings.store.hmac_key_file:
+        return (read_secret(settings.store.hmac_key_file) or "").encode()
+    url = settings.store.url
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        raise ConfigError("store.hmac_key_file is required for a non-SQLite store")
+    db = Path(url.removeprefix("sqlite:///"))
+    key_file = db.with_name(db.name + ".hmac-key")
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return key_file.read_text().strip().encode()
+
+
+def _keywords(result: Result) -> list[str]:
+    kw = [f"sme-{result.decision}"]
+    reason = result.manual_reason or result.redirect_reason or result.ignored_reason
+    if reason:
+        kw.append(f"grund-{reason}")
+    kw += [f"mangler-{m}" for m in result.missing]
+    return kw
+
+
+class Processor:
+    """Triage, record and file one message."""
+
+    def __init__(self, settings: Settings, store: Store, rules: Rules, hmac_key: bytes) -> None:
+        self.settings = settings
+        self.store = store
+        self.rules = rules
+        self.hmac_key = hmac_key
+        self.reply_domain = settings.reply_from.rpartition("@")[2] or "localhost"
+
+    def handle(self, mb: Mailbox, nm: NewMessage) -> str | None:
+        t0 = time.monotonic()
+        folder_cfg = self.settings.folders
+        too_large = nm.size > mb.cfg.max_message_bytes
+        raw = None if too_large else mb.fetch(nm.uid)
+        parsed = None
+        if raw is None and not too_large:
+            return None  # expunged by someone else meanwhile
+        content_hash = hashlib.sha256(raw).hexdigest() if raw is not None else f"unfetched:{nm.message_id or nm.uid}:{nm.size}"
+        with self.store.session() as s:
+            rec = self.store.find_message(s, None, content_hash)
+        if rec is not None:  # decided before (crash before filing, or a new UIDVALIDITY)
+            decision, result = rec.decision, None
+            record_id, target = rec.id, rec.target_folder
+            keywords = [f"sme-{rec.decision}"] + ([f"grund-{rec.reason}"] if rec.reason else [])
+            log.info("message_resumed", uid=nm.uid, record_id=rec.id, decision=rec.decision)
+        else:
+            if too_large:
+                result = Result(decision="manual", manual_reason="too_large", message_id=nm.message_id)
+            else:
+                result, parsed = triage(raw, self.settings, self.rules)
+            decision = result.decision
+            target = folder_cfg.for_decision(decision)
+            failpoints.hit("before_commit")
+            record_id, case, outbox_id = self._record(mb, nm, parsed, content_hash, result, target)
+            failpoints.hit("after_commit")
+            keywords = _keywords(result)
+            log.info("message_triaged", uid=nm.uid, record_id=record_id, decision=decision,
+                     reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
+                     missing=result.missing, examinations=result.examinations,
+                     case=case, outbox_id=outbox_id, attachments=len(result.attachments),
+                     size=nm.size, ms=round((time.monotonic() - t0) * 1000, 1),
+                     **({"error": result.error} if result.error else {}))
+        if self.settings.daemon.set_keywords:
+            mb.set_keywords(nm.uid, keywords)
+        mb.file(nm.uid, target, nm.message_id)
+        failpoints.hit("after_move")
+        self.store.mark_filed(record_id)
+        log.info("message_filed", uid=nm.uid, record_id=record_id, folder=target)
+        return decision
+
+    def _record(self, mb: Mailbox, nm: NewMessage, parsed: Parsed | None, content_hash: str,
+                result: Result, target: str) -> tuple[int, str | None, int | None]:
+        """One transaction: message, case, outbox entry."""
+        with self.store.session() as s:
+            rec = MessageRecord(
+                message_id=result.message_id or nm.message_id, content_hash=content_hash,
+                folder=mb.cfg.folder, uidvalidity=mb.uidvalidity, uid=nm.uid, size=nm.size,
+                decision=result.decision,
+                reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
+                missing=",".join(result.missing), examinations=",".join(result.examinations),
+                attachments=len(result.attachments), sender=result.sender,
+                municipality=result.municipality, target_folder=target)
+            s.add(rec)
+            s.flush()
+            case = None
+            if result.decision in CASE_STATUS:
+                case = Case(status=CASE_STATUS[result.decision], municipality=result.municipality,
+                            sender=result.sender, client_name=result.name, cpr_masked=result.cpr,
+                            cpr_hmac=keyed_hash(result.cpr_digits, self.hmac_key) if result.cpr_digits else None,
+                            examinations=rec.examinations, missing=rec.missing,
+                            redirect_reason=result.redirect_reason)
+                s.add(case)
+                s.flush()
+                case.ref = case_ref(case)
+                rec.case_id = case.id
+                s.add(case)
+                s.add(rec)
+            outbox_id = None
+            dedupe = f"reply:{result.message_id or content_hash}"
+            if result.reply is not None and parsed is not None and not self.store.reply_exists(s, dedupe):
+                reply = build_reply(result, parsed, self.settings, self.rules,
+                                    case_ref=case.ref if case else None)
+                if reply is not None:
+                    mid = email.utils.make_msgid(domain=self.reply_domain)
+                    smtp = self.settings.smtp
+                    msg = reply.to_email(self.settings.reply_from, smtp.from_name if smtp else "", mid)
+                    entry = OutboxEntry(dedupe_key=dedupe, message_record_id=rec.id,
+                                        case_id=case.id if case else None, kind=reply.kind,
+                                        to_addr=reply.to, from_addr=self.settings.reply_from,
+                                        reply_message_id=mid, raw=msg.as_bytes())
+                    s.add(entry)
+                    s.flush()
+                    outbox_id = entry.id
+            return rec.id, (case.ref if case else None), outbox_id
+
+
+class ImapWorker:
+    """The blocking side: connect, drain the inbox, wait (IDLE or poll), reconnect on failure."""
+
+    def __init__(self, settings: Settings, store: Store, processor: Processor,
+                 notify, stop: threading.Event, prefer_move: bool = True) -> None:  # noqa: ANN001
+        self.settings = settings
+        self.cfg = settings.mailbox
+        self.store = store
+        self.processor = processor
+        self.notify = notify
+        self.stop = stop
+        self.prefer_move = prefer_move
+        self.processed = 0
+
+    def folders(self) -> list[str]:
+        f = self.settings.folders
+        return [f.accepted, f.incomplete, f.redirect, f.manual, f.ignored]
+
+    def run(self, once: bool) -> bool:
+        """Returns True when the work finished normally (stop requested, or --once drained)."""
+        d = self.settings.daemon
+        delay = d.reconnect_initial_seconds
+        while not self.stop.is_set():
+            mb = Mailbox(self.cfg, self.prefer_move)
+            try:
+                mb.connect()
+                mb.ensure_folders(self.folders())
+                mb.select()
+                log.info("imap_connected", host=self.cfg.host, folder=self.cfg.folder,
+                         idle=mb.has_idle and self.cfg.idle, uidvalidity=mb.uidvalidity)
+                delay = d.reconnect_initial_seconds
+                while not self.stop.is_set():
+                    self.drain(mb)
+                    if once:
+                        return True
+                    wait = self.cfg.idle_renew_seconds if (mb.has_idle and self.cfg.idle) else self.cfg.poll_seconds
+                    mb.wait(wait, self.stop)
+            except CONNECTION_ERRORS as e:
+                log.warning("imap_error", error=type(e).__name__, retry_in_s=delay)
+                if once:
+                    return False
+                self.stop.wait(delay)
+                delay = min(delay * 2, d.reconnect_max_seconds)
+            finally:
+                mb.close()
+        return True
+
+    def drain(self, mb: Mailbox) -> None:
+        folder = self.cfg.folder
+        cp = self.store.checkpoint(folder)
+        last = 0
+        if cp is not None and cp.uidvalidity == mb.uidvalidity:
+            last = cp.last_uid
+        elif cp is not None:
+            log.warning("uidvalidity_changed", folder=folder, old=cp.uidvalidity, new=mb.uidvalidity)
+        for nm in sorted(mb.new_messages(last), key=lambda m: m.uid):
+            if self.stop.is_set():
+                break
+            self.processor.handle(mb, nm)
+            self.store.set_checkpoint(folder, mb.uidvalidity, nm.uid)
+            self.processed += 1
+            self.notify()
+
+
+class Daemon:
+    def __init__(self, settings: Settings, prefer_move: bool = True) -> None:
+        if settings.mailbox is None or settings.smtp is None:
+            raise ConfigError("intake run needs [mailbox] and [smtp] sections in the config")
+        self.settings = settings
+        self.store = Store(settings.store.url)
+        self.rules = load_rules(settings.triage.rules_file)
+        self.processor = Processor(settings, self.store, self.rules, load_hmac_key(settings))
+        self.outbox = Outbox(self.store, settings.smtp, settings.outbox)
+        self.prefer_move = prefer_move
+        self.thread_stop = threading.Event()
+
+    async def run(self, once: bool = False) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def request_stop(signame: str) -> None:
+            log.info("stop_requested", signal=signame)
+            self.thread_stop.set()
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, request_stop, sig.name)
+            except (NotImplementedError, RuntimeError):
+                pass
+        for s in (self.settings.mailbox, self.settings.smtp):
+            if s.security == "plain":
+                log.warning("plaintext_connection", host=s.host, port=s.port,
+                            note="allow_plaintext = true: credentials and mail cross the network unencrypted")
+        uncertain = self.store.recover_interrupted_sends()
+        if uncertain:
+            log.warning("replies_uncertain", outbox_ids=uncertain,
+                        note="interrupted during delivery; not resent, check by hand")
+        log.info("daemon_started", once=once, store=self.settings.store.url.split("://")[0])
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(self.outbox.wake.set)
+
+        worker = ImapWorker(self.settings, self.store, self.processor, notify, self.thread_stop,
+                            self.prefer_move)
+        if once:
+            ok = await asyncio.to_thread(worker.run, True)
+            await self.outbox.send_due(ignore_schedule=True)
+            log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts(), ok=ok)
+            return 0 if ok else 1
+        outbox_task = asyncio.create_task(self.outbox.run(stop))
+        imap_task = asyncio.create_task(asyncio.to_thread(worker.run, False))
+        await stop.wait()
+        await imap_task
+        await outbox_task
+        log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts())
+        return 0
+
+
+def main(config: str, once: bool = False) -> int:
+    settings = load_settings(config)
+    logs.configure(os.environ.get("INTAKE_LOG_LEVEL", "info"))
+    prefer_move = os.environ.get("INTAKE_IMAP_NO_MOVE") != "1"
+    return asyncio.run(Daemon(settings, prefer_move=prefer_move).run(once))

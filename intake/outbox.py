@@ -1,0 +1,118 @@
+"""Send the replies waiting in the store's outbox over SMTP (aiosmtplib), at most once each.
+
+An entry is marked 'sending' (committed) before the SMTP transaction and 'sent' after it; a
+failure the server reports or a connection that cannot be made puts it back to 'pending' with
+capped exponential backoff, so replies survive SMTP outages and restarts. An entry found in
+'sending' at start-up was interrupted mid-delivery: it is marked 'uncertain', never resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import aiosmtplib
+
+from intake import failpoints, logs
+from intake.config import OutboxConfig, SmtpConfig, read_secret
+from intake.store import OutboxEntry, Store, utcnow
+from intake.tls import client_context
+
+log = logs.get("intake.outbox")
+
+
+def backoff(attempts: int, cfg: OutboxConfig) -> float:
+    return min(cfg.retry_max_seconds, cfg.retry_initial_seconds * (2 ** max(0, attempts - 1)))
+
+
+class Outbox:
+    def __init__(self, store: Store, smtp: SmtpConfig, cfg: OutboxConfig) -> None:
+        self.store = store
+        self.smtp = smtp
+        self.cfg = cfg
+        self.wake = asyncio.Event()
+        self._password = read_secret(smtp.password_file) if smtp.password_file else None
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.smtp
+        ctx = client_context(s.ca_file) if s.security != "plain" else None
+        return aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout_seconds,
+            use_tls=s.security == "tls", start_tls=True if s.security == "starttls" else False,
+            tls_context=ctx, validate_certs=s.security != "plain",
+        )
+
+    async def send_due(self, ignore_schedule: bool = False) -> int:
+        """One pass over the due entries on one SMTP connection. Returns how many were sent.
+        `ignore_schedule` (catch-up runs, --once) also takes entries still in their backoff."""
+        due = self.store.due_replies(now=dt.datetime.max.replace(tzinfo=dt.timezone.utc) if ignore_schedule else None)
+        if not due:
+            return 0
+        sent = 0
+        client = self._client()
+        try:
+            await client.connect()
+            if self.smtp.username:
+                await client.login(self.smtp.username, self._password or "")
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+            for entry in due:
+                self._retry(entry, f"connect: {type(e).__name__}")
+            log.warning("smtp_unavailable", error=type(e).__name__, pending=len(due))
+            return 0
+        try:
+            for entry in due:
+                if await self._send(client, entry):
+                    sent += 1
+        finally:
+            try:
+                await client.quit()
+            except Exception:
+                client.close()
+        return sent
+
+    async def _send(self, client: aiosmtplib.SMTP, entry: OutboxEntry) -> bool:
+        self.store.set_reply_state(entry.id, "sending", attempts=entry.attempts + 1)
+        failpoints.hit("before_smtp_send")
+        try:
+            await client.sendmail(entry.from_addr, [entry.to_addr], entry.raw)
+        except aiosmtplib.SMTPResponseException as e:
+            if 500 <= e.code < 600:
+                self.store.set_reply_state(entry.id, "failed", last_error=f"{e.code} permanent")
+                log.error("reply_failed", outbox_id=entry.id, smtp_code=e.code)
+                return False
+            self._retry(entry, f"{e.code} temporary", attempts=entry.attempts + 1)
+            return False
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+            self._retry(entry, type(e).__name__, attempts=entry.attempts + 1)
+            return False
+        failpoints.hit("after_smtp_send")
+        self.store.set_reply_state(entry.id, "sent", sent_at=utcnow(), last_error=None)
+        log.info("reply_sent", outbox_id=entry.id, kind=entry.kind, case_id=entry.case_id,
+                 message_record_id=entry.message_record_id, attempts=entry.attempts + 1)
+        return True
+
+    def _retry(self, entry: OutboxEntry, error: str, attempts: int | None = None) -> None:
+        attempts = entry.attempts + 1 if attempts is None else attempts
+        if attempts >= self.cfg.max_attempts:
+            self.store.set_reply_state(entry.id, "failed", attempts=attempts, last_error=error)
+            log.error("reply_failed", outbox_id=entry.id, error=error, attempts=attempts)
+            return
+        delay = backoff(attempts, self.cfg)
+        self.store.set_reply_state(entry.id, "pending", attempts=attempts, last_error=error,
+                                   next_attempt_at=utcnow() + dt.timedelta(seconds=delay))
+        log.info("reply_deferred", outbox_id=entry.id, error=error, attempts=attempts, retry_in_s=round(delay, 1))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set: on every wake-up, and when the next retry is due."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                await self.send_due()
+            except Exception as e:  # the loop must survive anything: entries stay in the store
+                log.error("outbox_error", error=type(e).__name__)
+            nxt = self.store.next_due_at()
+            timeout = 30.0 if nxt is None else max(0.05, min(30.0, (nxt - utcnow()).total_seconds()))
+            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()

@@ -1,0 +1,202 @@
+"""The daemon's memory (sqlmodel): messages and their decisions, cases, the reply outbox, and the
+IMAP checkpoint. SQLite (WAL) by default, any SQLAlchemy URL (PostgreSQL) by configuration.
+
+No CPR number is kept in plaintext: the masked form for display, and an HMAC (key from a
+credentials file) where a citizen must be matched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, UniqueConstraint, create_engine, select
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def aware(d: dt.datetime) -> dt.datetime:
+    """Datetimes read back from SQLite may come without tzinfo: they are UTC."""
+    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+
+
+class MessageRecord(SQLModel, table=True):
+    __tablename__ = "messages"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str | None = Field(default=None, index=True)
+    content_hash: str = Field(index=True)  # sha256 of the raw bytes
+    folder: str
+    uidvalidity: int
+    uid: int
+    size: int
+    received_at: dt.datetime = Field(default_factory=utcnow)
+    decision: str
+    reason: str | None = None  # manual / redirect / ignored reason
+    missing: str = ""  # comma-separated codes
+    examinations: str = ""
+    attachments: int = 0
+    sender: str | None = None
+    municipality: str | None = None
+    target_folder: str
+    state: str = "decided"  # decided -> filed
+    filed_at: dt.datetime | None = None
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "cases"
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str | None = Field(default=None, index=True, unique=True)  # SME-2026-00042
+    status: str  # accepted | incomplete | redirected | closed
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    municipality: str | None = None
+    sender: str | None = None
+    client_name: str | None = None
+    cpr_masked: str | None = None
+    cpr_hmac: str | None = Field(default=None, index=True)
+    examinations: str = ""
+    missing: str = ""
+    redirect_reason: str | None = None
+
+
+class OutboxEntry(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("dedupe_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str  # "reply:<Message-ID or content hash>": one reply per incoming message
+    message_record_id: int | None = Field(default=None, foreign_key="messages.id")
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
+    kind: str
+    to_addr: str
+    from_addr: str
+    reply_message_id: str = Field(index=True)
+    raw: bytes
+    state: str = "pending"  # pending -> sending -> sent | uncertain | failed
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow)
+    last_error: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    sent_at: dt.datetime | None = None
+
+
+class Checkpoint(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    folder: str = Field(primary_key=True)
+    uidvalidity: int
+    last_uid: int = 0
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        kwargs: dict = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    # --- messages --------------------------------------------------------------------------
+    def find_message(self, s: Session, message_id: str | None, content_hash: str) -> MessageRecord | None:
+        """A message seen before: same content, or same Message-ID (a resend, a new UIDVALIDITY)."""
+        rec = s.exec(select(MessageRecord).where(MessageRecord.content_hash == content_hash)).first()
+        if rec is None and message_id:
+            rec = s.exec(select(MessageRecord).where(MessageRecord.message_id == message_id)).first()
+        return rec
+
+    def mark_filed(self, record_id: int) -> None:
+        with self.session() as s:
+            rec = s.get(MessageRecord, record_id)
+            if rec and rec.state != "filed":
+                rec.state = "filed"
+                rec.filed_at = utcnow()
+                s.add(rec)
+
+    def reply_exists(self, s: Session, dedupe_key: str) -> bool:
+        return s.exec(select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)).first() is not None
+
+    # --- checkpoint ------------------------------------------------------------------------
+    def checkpoint(self, folder: str) -> Checkpoint | None:
+        with self.session() as s:
+            return s.get(Checkpoint, folder)
+
+    def set_checkpoint(self, folder: str, uidvalidity: int, last_uid: int) -> None:
+        with self.session() as s:
+            cp = s.get(Checkpoint, folder)
+            if cp is None:
+                cp = Checkpoint(folder=folder, uidvalidity=uidvalidity, last_uid=last_uid)
+            else:
+                if cp.uidvalidity == uidvalidity and cp.last_uid >= last_uid:
+                    return
+                cp.uidvalidity, cp.last_uid, cp.updated_at = uidvalidity, last_uid, utcnow()
+            s.add(cp)
+
+    # --- outbox ----------------------------------------------------------------------------
+    def due_replies(self, now: dt.datetime | None = None, limit: int = 50) -> list[OutboxEntry]:
+        now = now or utcnow()
+        with self.session() as s:
+            return list(s.exec(
+                select(OutboxEntry)
+                .where(OutboxEntry.state == "pending", OutboxEntry.next_attempt_at <= now)
+                .order_by(OutboxEntry.id).limit(limit)))
+
+    def next_due_at(self) -> dt.datetime | None:
+        with self.session() as s:
+            nxt = s.exec(select(OutboxEntry.next_attempt_at).where(OutboxEntry.state == "pending")
+                         .order_by(OutboxEntry.next_attempt_at)).first()
+            return aware(nxt) if nxt else None
+
+    def set_reply_state(self, entry_id: int, state: str, **changes) -> None:
+        with self.session() as s:
+            e = s.get(OutboxEntry, entry_id)
+            e.state = state
+            for k, v in changes.items():
+                setattr(e, k, v)
+            s.add(e)
+
+    def recover_interrupted_sends(self) -> list[int]:
+        """Entries left in 'sending' by a crash: the server may have them. At most once: they are
+        marked 'uncertain' for a person, never sent again."""
+        with self.session() as s:
+            rows = list(s.exec(select(OutboxEntry).where(OutboxEntry.state == "sending")))
+            for e in rows:
+                e.state = "uncertain"
+                e.last_error = "interrupted during SMTP delivery; not resent (at most once)"
+                s.add(e)
+            return [e.id for e in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.exec(text("SELECT state, COUNT(*) FROM outbox GROUP BY state")).all()
+            return {state: n for state, n in rows}
+
+
+def case_ref(case: Case) -> str:
+    return f"SME-{case.created_at.year}-{case.id:05d}"
