@@ -82,7 +82,8 @@ class MailboxConfig(_Section):
     poll_seconds: int = 60  # when the server has no IDLE
     timeout_seconds: float = 60.0  # no answer within this: the connection is stalled, renew it
     max_message_bytes: int = 100 * 1024 * 1024  # RFC822.SIZE above this: manual, unparsed
-    fetch_batch: int = 50
+    fetch_batch: int = 50  # messages fetched, decided and committed together
+    batch_bytes: int = 32 * 1024 * 1024  # and at most this many bytes of them at once
 
     @model_validator(mode="after")
     def _plaintext(self) -> "MailboxConfig":

@@ -20,6 +20,8 @@ import secrets
 import signal
 import threading
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from intake import failpoints, logs
@@ -64,8 +66,20 @@ def _keywords(result: Result) -> list[str]:
     return kw
 
 
+@dataclass
+class Plan:
+    """What to do with one fetched message once the batch transaction has committed."""
+    uid: int
+    message_id: str | None
+    record_id: int
+    target: str
+    keywords: list[str]
+    maybe_filed: bool = False  # decided before a crash: it may already sit in its folder
+
+
 class Processor:
-    """Triage, record and file one message."""
+    """Triage, record and file a batch of messages: one transaction for the batch, then the
+    IMAP side (keywords, MOVE per target folder), then one commit marking them filed."""
 
     def __init__(self, settings: Settings, store: Store, rules: Rules, hmac_key: bytes) -> None:
         self.settings = settings
@@ -74,91 +88,106 @@ class Processor:
         self.hmac_key = hmac_key
         self.reply_domain = settings.reply_from.rpartition("@")[2] or "localhost"
 
-    def handle(self, mb: Mailbox, nm: NewMessage) -> str | None:
-        t0 = time.monotonic()
-        folder_cfg = self.settings.folders
-        too_large = nm.size > mb.cfg.max_message_bytes
-        raw = None if too_large else mb.fetch(nm.uid)
-        parsed = None
-        if raw is None and not too_large:
-            return None  # expunged by someone else meanwhile
-        content_hash = hashlib.sha256(raw).hexdigest() if raw is not None else f"unfetched:{nm.message_id or nm.uid}:{nm.size}"
+    def handle_batch(self, mb: Mailbox, batch: list[NewMessage]) -> int:
+        limit = mb.cfg.max_message_bytes
+        bodies = mb.fetch_many([nm.uid for nm in batch if nm.size <= limit])
+        plans: list[Plan] = []
         with self.store.session() as s:
-            rec = self.store.find_message(s, None, content_hash)
-        if rec is not None:  # decided before (crash before filing, or a new UIDVALIDITY)
-            decision, result = rec.decision, None
-            record_id, target = rec.id, rec.target_folder
-            keywords = [f"sme-{rec.decision}"] + ([f"grund-{rec.reason}"] if rec.reason else [])
-            log.info("message_resumed", uid=nm.uid, record_id=rec.id, decision=rec.decision)
-        else:
-            if too_large:
-                result = Result(decision="manual", manual_reason="too_large", message_id=nm.message_id)
-            else:
-                result, parsed = triage(raw, self.settings, self.rules)
-            decision = result.decision
-            target = folder_cfg.for_decision(decision)
+            for nm in batch:
+                if nm.size <= limit and nm.uid not in bodies:
+                    continue  # expunged by someone else meanwhile
+                plans.append(self._decide(s, mb, nm, bodies.get(nm.uid)))
             failpoints.hit("before_commit")
-            record_id, case, outbox_id = self._record(mb, nm, parsed, content_hash, result, target)
-            failpoints.hit("after_commit")
-            keywords = _keywords(result)
-            log.info("message_triaged", uid=nm.uid, record_id=record_id, decision=decision,
-                     reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
-                     missing=result.missing, examinations=result.examinations,
-                     case=case, outbox_id=outbox_id, attachments=len(result.attachments),
-                     size=nm.size, ms=round((time.monotonic() - t0) * 1000, 1),
-                     **({"error": result.error} if result.error else {}))
+        failpoints.hit("after_commit")
         if self.settings.daemon.set_keywords:
-            mb.set_keywords(nm.uid, keywords)
-        mb.file(nm.uid, target, nm.message_id)
-        failpoints.hit("after_move")
-        self.store.mark_filed(record_id)
-        log.info("message_filed", uid=nm.uid, record_id=record_id, folder=target)
-        return decision
+            by_keywords: dict[tuple[str, ...], list[int]] = defaultdict(list)
+            for plan in plans:
+                by_keywords[tuple(plan.keywords)].append(plan.uid)
+            for kws, uids in by_keywords.items():
+                mb.set_keywords(uids, list(kws))
+        by_folder: dict[str, list[Plan]] = defaultdict(list)
+        for plan in plans:
+            by_folder[plan.target].append(plan)
+        for folder, group in by_folder.items():
+            mb.file([p.uid for p in group], folder,
+                    [p.message_id if p.maybe_filed else None for p in group])
+            failpoints.hit("after_move")
+        if batch:
+            self.store.mark_filed([p.record_id for p in plans], mb.cfg.folder, mb.uidvalidity,
+                                  max(nm.uid for nm in batch))
+        for plan in plans:
+            log.info("message_filed", uid=plan.uid, record_id=plan.record_id, folder=plan.target)
+        return len(plans)
 
-    def _record(self, mb: Mailbox, nm: NewMessage, parsed: Parsed | None, content_hash: str,
+    def _decide(self, s, mb: Mailbox, nm: NewMessage, raw: bytes | None) -> Plan:  # noqa: ANN001
+        t0 = time.monotonic()
+        content_hash = (hashlib.sha256(raw).hexdigest() if raw is not None
+                        else f"unfetched:{nm.message_id or nm.uid}:{nm.size}")
+        rec = self.store.find_message(s, None, content_hash)
+        if rec is not None:  # decided before: a crash before filing, or a new UIDVALIDITY
+            log.info("message_resumed", uid=nm.uid, record_id=rec.id, decision=rec.decision)
+            kws = [f"sme-{rec.decision}"] + ([f"grund-{rec.reason}"] if rec.reason else [])
+            kws += [f"mangler-{m}" for m in rec.missing.split(",") if m]
+            return Plan(nm.uid, nm.message_id, rec.id, rec.target_folder, kws,
+                        maybe_filed=rec.state != "filed")
+        parsed = None
+        if raw is None:
+            result = Result(decision="manual", manual_reason="too_large", message_id=nm.message_id)
+        else:
+            result, parsed = triage(raw, self.settings, self.rules, render_reply=False)
+        target = self.settings.folders.for_decision(result.decision)
+        record_id, case, outbox_id = self._record(s, mb, nm, parsed, content_hash, result, target)
+        log.info("message_triaged", uid=nm.uid, record_id=record_id, decision=result.decision,
+                 reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
+                 missing=result.missing, examinations=result.examinations,
+                 case=case, outbox_id=outbox_id, attachments=len(result.attachments),
+                 size=nm.size, ms=round((time.monotonic() - t0) * 1000, 1),
+                 **({"error": result.error} if result.error else {}))
+        return Plan(nm.uid, nm.message_id, record_id, target, _keywords(result))
+
+    def _record(self, s, mb: Mailbox, nm: NewMessage, parsed: Parsed | None, content_hash: str,  # noqa: ANN001
                 result: Result, target: str) -> tuple[int, str | None, int | None]:
-        """One transaction: message, case, outbox entry."""
-        with self.store.session() as s:
-            rec = MessageRecord(
-                message_id=result.message_id or nm.message_id, content_hash=content_hash,
-                folder=mb.cfg.folder, uidvalidity=mb.uidvalidity, uid=nm.uid, size=nm.size,
-                decision=result.decision,
-                reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
-                missing=",".join(result.missing), examinations=",".join(result.examinations),
-                attachments=len(result.attachments), sender=result.sender,
-                municipality=result.municipality, target_folder=target)
-            s.add(rec)
+        """Message, case and outbox entry, in the caller's transaction."""
+        rec = MessageRecord(
+            message_id=result.message_id or nm.message_id, content_hash=content_hash,
+            folder=mb.cfg.folder, uidvalidity=mb.uidvalidity, uid=nm.uid, size=nm.size,
+            decision=result.decision,
+            reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
+            missing=",".join(result.missing), examinations=",".join(result.examinations),
+            attachments=len(result.attachments), sender=result.sender,
+            municipality=result.municipality, target_folder=target)
+        s.add(rec)
+        s.flush()
+        case = None
+        if result.decision in CASE_STATUS:
+            case = Case(status=CASE_STATUS[result.decision], municipality=result.municipality,
+                        sender=result.sender, client_name=result.name, cpr_masked=result.cpr,
+                        cpr_hmac=keyed_hash(result.cpr_digits, self.hmac_key) if result.cpr_digits else None,
+                        examinations=rec.examinations, missing=rec.missing,
+                        redirect_reason=result.redirect_reason)
+            s.add(case)
             s.flush()
-            case = None
-            if result.decision in CASE_STATUS:
-                case = Case(status=CASE_STATUS[result.decision], municipality=result.municipality,
-                            sender=result.sender, client_name=result.name, cpr_masked=result.cpr,
-                            cpr_hmac=keyed_hash(result.cpr_digits, self.hmac_key) if result.cpr_digits else None,
-                            examinations=rec.examinations, missing=rec.missing,
-                            redirect_reason=result.redirect_reason)
-                s.add(case)
+            case.ref = case_ref(case)
+            rec.case_id = case.id
+            s.add(case)
+            s.add(rec)
+        outbox_id = None
+        dedupe = f"reply:{result.message_id or content_hash}"
+        if parsed is not None and not self.store.reply_exists(s, dedupe):
+            reply = build_reply(result, parsed, self.settings, self.rules,
+                                case_ref=case.ref if case else None)
+            if reply is not None:
+                mid = email.utils.make_msgid(domain=self.reply_domain)
+                smtp = self.settings.smtp
+                msg = reply.to_email(self.settings.reply_from, smtp.from_name if smtp else "", mid)
+                entry = OutboxEntry(dedupe_key=dedupe, message_record_id=rec.id,
+                                    case_id=case.id if case else None, kind=reply.kind,
+                                    to_addr=reply.to, from_addr=self.settings.reply_from,
+                                    reply_message_id=mid, raw=msg.as_bytes())
+                s.add(entry)
                 s.flush()
-                case.ref = case_ref(case)
-                rec.case_id = case.id
-                s.add(case)
-                s.add(rec)
-            outbox_id = None
-            dedupe = f"reply:{result.message_id or content_hash}"
-            if result.reply is not None and parsed is not None and not self.store.reply_exists(s, dedupe):
-                reply = build_reply(result, parsed, self.settings, self.rules,
-                                    case_ref=case.ref if case else None)
-                if reply is not None:
-                    mid = email.utils.make_msgid(domain=self.reply_domain)
-                    smtp = self.settings.smtp
-                    msg = reply.to_email(self.settings.reply_from, smtp.from_name if smtp else "", mid)
-                    entry = OutboxEntry(dedupe_key=dedupe, message_record_id=rec.id,
-                                        case_id=case.id if case else None, kind=reply.kind,
-                                        to_addr=reply.to, from_addr=self.settings.reply_from,
-                                        reply_message_id=mid, raw=msg.as_bytes())
-                    s.add(entry)
-                    s.flush()
-                    outbox_id = entry.id
-            return rec.id, (case.ref if case else None), outbox_id
+                outbox_id = entry.id
+        return rec.id, (case.ref if case else None), outbox_id
 
 
 class ImapWorker:
@@ -216,13 +245,22 @@ class ImapWorker:
             last = cp.last_uid
         elif cp is not None:
             log.warning("uidvalidity_changed", folder=folder, old=cp.uidvalidity, new=mb.uidvalidity)
+        batch: list[NewMessage] = []
+        size = 0
         for nm in sorted(mb.new_messages(last), key=lambda m: m.uid):
             if self.stop.is_set():
                 break
-            self.processor.handle(mb, nm)
-            self.store.set_checkpoint(folder, mb.uidvalidity, nm.uid)
-            self.processed += 1
-            self.notify()
+            if batch and (len(batch) >= self.cfg.fetch_batch or size + nm.size > self.cfg.batch_bytes):
+                self._process(mb, batch)
+                batch, size = [], 0
+            batch.append(nm)
+            size += nm.size if nm.size <= self.cfg.max_message_bytes else 0
+        if batch and not self.stop.is_set():
+            self._process(mb, batch)
+
+    def _process(self, mb: Mailbox, batch: list[NewMessage]) -> None:
+        self.processed += self.processor.handle_batch(mb, batch)
+        self.notify()
 
 
 class Daemon:
@@ -268,7 +306,7 @@ class Daemon:
                             self.prefer_move)
         if once:
             ok = await asyncio.to_thread(worker.run, True)
-            await self.outbox.send_due(ignore_schedule=True)
+            await self.outbox.send_all()
             log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts(), ok=ok)
             return 0 if ok else 1
         outbox_task = asyncio.create_task(self.outbox.run(stop))

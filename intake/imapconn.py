@@ -119,16 +119,18 @@ class Mailbox:
                                       m.group(0).decode("ascii", "replace") if m else None))
         return out
 
-    def fetch(self, uid: int) -> bytes | None:
-        data = self._c().fetch([uid], ["BODY.PEEK[]"])
-        d = data.get(uid)
-        return None if d is None else d.get(b"BODY[]")
+    def fetch_many(self, uids: list[int]) -> dict[int, bytes]:
+        """Bodies of these messages (without setting \\Seen); expunged ones are absent."""
+        if not uids:
+            return {}
+        data = self._c().fetch(uids, ["BODY.PEEK[]"])
+        return {uid: d[b"BODY[]"] for uid, d in data.items() if d.get(b"BODY[]") is not None}
 
     # --- filing ------------------------------------------------------------------------------
-    def set_keywords(self, uid: int, keywords: list[str]) -> None:
-        if keywords and self.keywords_allowed:
+    def set_keywords(self, uids: list[int], keywords: list[str]) -> None:
+        if uids and keywords and self.keywords_allowed:
             try:
-                self._c().add_flags([uid], [keyword(k) for k in keywords], silent=True)
+                self._c().add_flags(uids, [keyword(k) for k in keywords], silent=True)
             except IMAPClientError:
                 pass  # a server may refuse keywords (limits): filing matters more
 
@@ -143,17 +145,21 @@ class Mailbox:
         finally:
             c.select_folder(self.cfg.folder)
 
-    def file(self, uid: int, folder: str, message_id: str | None) -> None:
+    def file(self, uids: list[int], folder: str, message_ids: list[str | None]) -> None:
+        """Move these messages to `folder`: MOVE (RFC 6851) when offered, else COPY + \\Deleted +
+        UID EXPUNGE. `message_ids` names, for messages a crash may have copied already, the
+        Message-ID to look for in `folder` first (None: copy without looking)."""
         c = self._c()
         target = self.server_folder(folder)
         if self.prefer_move and b"MOVE" in self.capabilities:
-            c.move([uid], target)
+            c.move(uids, target)
             return
-        if not self.present_in(folder, message_id):
-            c.copy([uid], target)
-        c.add_flags([uid], [b"\\Deleted"], silent=True)
+        to_copy = [u for u, mid in zip(uids, message_ids) if not self.present_in(folder, mid)]
+        if to_copy:
+            c.copy(to_copy, target)
+        c.add_flags(uids, [b"\\Deleted"], silent=True)
         if b"UIDPLUS" in self.capabilities:
-            c.uid_expunge([uid])
+            c.uid_expunge(uids)
         else:
             c.expunge()
 

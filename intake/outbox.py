@@ -42,12 +42,26 @@ class Outbox:
             tls_context=ctx, validate_certs=s.security != "plain",
         )
 
-    async def send_due(self, ignore_schedule: bool = False) -> int:
-        """One pass over the due entries on one SMTP connection. Returns how many were sent.
-        `ignore_schedule` (catch-up runs, --once) also takes entries still in their backoff."""
-        due = self.store.due_replies(now=dt.datetime.max.replace(tzinfo=dt.timezone.utc) if ignore_schedule else None)
+    async def send_all(self) -> int:
+        """Catch-up (--once): send every pending entry, backoff or not, until one fails."""
+        total = 0
+        while True:
+            due = self.store.due_replies(now=dt.datetime.max.replace(tzinfo=dt.timezone.utc))
+            if not due:
+                return total
+            sent = await self._send_batch(due)
+            total += sent
+            if sent < len(due):
+                return total
+
+    async def send_due(self) -> int:
+        """One pass over the due entries on one SMTP connection. Returns how many were sent."""
+        due = self.store.due_replies()
         if not due:
             return 0
+        return await self._send_batch(due)
+
+    async def _send_batch(self, due: list[OutboxEntry]) -> int:
         sent = 0
         client = self._client()
         try:

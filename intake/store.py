@@ -131,13 +131,16 @@ class Store:
             rec = s.exec(select(MessageRecord).where(MessageRecord.message_id == message_id)).first()
         return rec
 
-    def mark_filed(self, record_id: int) -> None:
+    def mark_filed(self, record_ids: list[int], folder: str, uidvalidity: int, last_uid: int) -> None:
+        """The messages are in their triage folders: record it and advance the checkpoint."""
+        now = utcnow()
         with self.session() as s:
-            rec = s.get(MessageRecord, record_id)
-            if rec and rec.state != "filed":
-                rec.state = "filed"
-                rec.filed_at = utcnow()
-                s.add(rec)
+            for rid in record_ids:
+                rec = s.get(MessageRecord, rid)
+                if rec and rec.state != "filed":
+                    rec.state, rec.filed_at = "filed", now
+                    s.add(rec)
+            self._advance(s, folder, uidvalidity, last_uid)
 
     def reply_exists(self, s: Session, dedupe_key: str) -> bool:
         return s.exec(select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)).first() is not None
@@ -147,16 +150,16 @@ class Store:
         with self.session() as s:
             return s.get(Checkpoint, folder)
 
-    def set_checkpoint(self, folder: str, uidvalidity: int, last_uid: int) -> None:
-        with self.session() as s:
-            cp = s.get(Checkpoint, folder)
-            if cp is None:
-                cp = Checkpoint(folder=folder, uidvalidity=uidvalidity, last_uid=last_uid)
-            else:
-                if cp.uidvalidity == uidvalidity and cp.last_uid >= last_uid:
-                    return
-                cp.uidvalidity, cp.last_uid, cp.updated_at = uidvalidity, last_uid, utcnow()
-            s.add(cp)
+    @staticmethod
+    def _advance(s: Session, folder: str, uidvalidity: int, last_uid: int) -> None:
+        cp = s.get(Checkpoint, folder)
+        if cp is None:
+            cp = Checkpoint(folder=folder, uidvalidity=uidvalidity, last_uid=last_uid)
+        else:
+            if cp.uidvalidity == uidvalidity and cp.last_uid >= last_uid:
+                return
+            cp.uidvalidity, cp.last_uid, cp.updated_at = uidvalidity, last_uid, utcnow()
+        s.add(cp)
 
     # --- outbox ----------------------------------------------------------------------------
     def due_replies(self, now: dt.datetime | None = None, limit: int = 50) -> list[OutboxEntry]:

@@ -251,15 +251,18 @@ def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
 
 
 def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = None, *,
-           today: dt.date | None = None, case_ref: str | None = None) -> tuple[Result, Parsed]:
-    """Decide what to do with one raw message. Never raises for any input bytes."""
+           today: dt.date | None = None, case_ref: str | None = None,
+           render_reply: bool = True) -> tuple[Result, Parsed]:
+    """Decide what to do with one raw message. Never raises for any input bytes.
+    `render_reply=False` leaves `reply` empty (the daemon renders it with the case reference)."""
     settings = settings or Settings()
     if rules is None:
         rules = load_rules(settings.triage.rules_file)
     try:
         parsed = parse(raw, settings.triage.limits)
         result = run_pipeline(parsed, settings, rules, today)
-        result.reply = build_reply(result, parsed, settings, rules, case_ref)
+        if render_reply:
+            result.reply = build_reply(result, parsed, settings, rules, case_ref)
     except RecursionError:
         parsed = Parsed(problem="too_complex")
         result = Result(decision="manual", manual_reason="too_complex")
