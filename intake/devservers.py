@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -158,8 +159,8 @@ class Dovecot:
             base=self.base, cert=self.ca.cert_file, key=self.ca.key_file, uid=uid, gid=gid,
             login_user=login_user, internal_user=internal_user,
             imap_port=self.imap_port, imaps_port=self.imaps_port))
-        self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", str(conf)], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(self.imaps_port)
         except TimeoutError:
@@ -169,13 +170,30 @@ class Dovecot:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+        """Stop the master and every process it started (imap sessions included)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # children leave after the master
             try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc = None
 
     def client(self, user: str = "socialmedicin"):
@@ -220,8 +238,9 @@ class SmtpSink:
     """aiosmtpd on a free port with STARTTLS (required) and optional AUTH; keeps messages."""
 
     def __init__(self, ca: TestCA, port: int = 0, folder: Path | None = None,
-                 auth: tuple[str, str] | None = None) -> None:
+                 auth: tuple[str, str] | None = None, implicit_tls: bool = False) -> None:
         self.ca = ca
+        self.implicit_tls = implicit_tls
         self.port = port or free_port()
         self.folder = folder
         self.auth = auth
@@ -252,12 +271,15 @@ class SmtpSink:
             ok = self.auth and auth_data.login.decode() == self.auth[0] and auth_data.password.decode() == self.auth[1]
             return AuthResult(success=bool(ok))
 
-        kwargs = dict(hostname="127.0.0.1", port=self.port, tls_context=self.ca.server_context(),
-                      require_starttls=True, ready_timeout=10)
+        if self.implicit_tls:
+            # aiosmtpd only counts STARTTLS as TLS for AUTH: the whole session is TLS here
+            kwargs = dict(hostname="127.0.0.1", port=self.port, ssl_context=self.ca.server_context(),
+                          ready_timeout=10, auth_require_tls=False)
+        else:
+            kwargs = dict(hostname="127.0.0.1", port=self.port, tls_context=self.ca.server_context(),
+                          require_starttls=True, ready_timeout=10)
         if self.auth:
             kwargs.update(authenticator=authenticator, auth_required=True)
-        else:
-            kwargs.update(auth_require_tls=True)
         self.controller = Controller(Handler(), **kwargs)
         self.controller.start()
         return self

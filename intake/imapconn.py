@@ -166,7 +166,9 @@ class Mailbox:
     # --- waiting -----------------------------------------------------------------------------
     def wait(self, seconds: float, stop) -> bool:  # noqa: ANN001 - threading.Event
         """Wait up to `seconds` for new mail (IDLE if offered, else sleep). True if mail may
-        have arrived. Returns early when `stop` is set."""
+        have arrived. Returns early when `stop` is set, and when the server has said nothing
+        for `timeout_seconds` (imapclient hides a closed socket during IDLE): ending IDLE then
+        makes a dead or stalled connection fail loudly, and the caller reconnects."""
         c = self._c()
         deadline = time.monotonic() + seconds
         if not (self.cfg.idle and self.has_idle):
@@ -175,12 +177,18 @@ class Mailbox:
             return True
         c.idle()
         arrived = False
+        heard = time.monotonic()
         try:
             while time.monotonic() < deadline and not stop.is_set():
                 responses = c.idle_check(timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                now = time.monotonic()
+                if responses:
+                    heard = now
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses if isinstance(r, tuple)):
                     arrived = True
                     break
+                if now - heard > self.cfg.timeout_seconds:
+                    break  # silent too long: check the connection with a real command
         finally:
             c.idle_done()
         return arrived

@@ -241,3 +241,49 @@ def test_wrong_ca_is_refused(tmp_path, dovecot, smtp, ca):
     assert p.returncode == 1
     assert any(e["event"] == "imap_error" for e in events(p.stdout))
     assert len(place(dovecot.folder_messages())["INBOX"]) == 1
+
+
+def test_smtp_implicit_tls_with_auth(tmp_path, dovecot, ca):
+    sink = SmtpSink(ca, auth=("socialmedicin", "smtp-secret"), implicit_tls=True).start()
+    try:
+        env = Env(tmp_path, dovecot, sink.port, ca)
+        (tmp_path / "smtp-password").write_text("smtp-secret\n")
+        env.config.write_text(env.config.read_text().replace(
+            'security = "starttls"', f'security = "tls"\nusername = "socialmedicin"\npassword_file = "{tmp_path / "smtp-password"}"'))
+        dovecot.append(referral(message_id="<auth@aalborg.dk>"))
+        p = env.run_once()
+        assert p.returncode == 0, p.stderr
+        assert len(sink.wait_for(1, timeout=10)) == 1, p.stdout
+    finally:
+        sink.stop()
+
+
+def test_polling_when_idle_is_off(tmp_path, dovecot, smtp, ca):
+    env = Env(tmp_path, dovecot, smtp.port, ca)
+    env.config.write_text(env.config.read_text().replace(
+        "timeout_seconds = 10", "timeout_seconds = 10\nidle = false\npoll_seconds = 1", 1))
+    proc = env.start()
+    try:
+        time.sleep(1.5)
+        dovecot.append(referral(message_id="<poll@aalborg.dk>"))
+        assert len(smtp.wait_for(1, timeout=15)) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert any(e["event"] == "imap_connected" and not e["idle"] for e in events(out))
+
+
+def test_reconnects_after_the_imap_server_restarts(env: Env, dovecot, smtp):
+    proc = env.start()
+    try:
+        time.sleep(1.5)
+        dovecot.stop()
+        time.sleep(1.0)
+        dovecot.start()  # same ports, same mail
+        dovecot.append(referral(message_id="<back@aalborg.dk>"))
+        assert len(smtp.wait_for(1, timeout=30)) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    evs = [e["event"] for e in events(out)]
+    assert "imap_error" in evs and evs.count("imap_connected") >= 2
