@@ -139,6 +139,27 @@ class DaemonConfig(_Section):
     set_keywords: bool = True
 
 
+class CasesConfig(_Section):
+    """Deadlines in working days (weekends, Danish public holidays and `extra_closed_days` off)."""
+
+    reminder_after_working_days: int = 5  # an incomplete case gets one reminder after this
+    close_after_working_days: int = 15  # and is closed as unanswered after this
+    response_working_days: int = 10  # SLA for accepted referrals (seed 000): the due date
+    extra_closed_days: list[str] = Field(default_factory=lambda: ["06-05", "12-24", "12-31"])  # MM-DD or YYYY-MM-DD
+    staff_address: str | None = None  # daily digest and closing notices; none: not sent
+    digest_hour: int = 7  # local time, working days only
+    timezone: str = "Europe/Copenhagen"
+    scheduler_interval_seconds: float = 60.0
+
+
+class ReplyLimits(_Section):
+    """Automatic replies per recipient (RFC 3834's spirit); past a limit the message goes to a
+    person instead of being answered."""
+
+    per_recipient_per_10_minutes: int = 10
+    per_recipient_per_day: int = 40
+
+
 class Settings(_Section):
     mailbox: MailboxConfig | None = None
     smtp: SmtpConfig | None = None
@@ -147,6 +168,8 @@ class Settings(_Section):
     triage: TriageConfig = Field(default_factory=TriageConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
+    reply_limits: ReplyLimits = Field(default_factory=ReplyLimits)
 
     @property
     def own_addresses(self) -> set[str]:

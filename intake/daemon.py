@@ -13,6 +13,7 @@ event loop. SIGTERM/SIGINT: the message in hand is finished, then both stop and 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
 import hashlib
 import os
@@ -22,9 +23,14 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from intake import failpoints, logs
+from sqlmodel import select
+
+from intake import failpoints, followup, logs
 from intake.config import ConfigError, Settings, load_settings, read_secret
 from intake.cpr import keyed_hash
 from intake.mimeparse import Parsed
@@ -32,11 +38,15 @@ from intake.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
 from intake.outbox import Outbox
 from intake.rules import Rules, load_rules
 from intake.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
-from intake.triage import Result, build_reply, triage
+from intake.triage import REPLY_KIND, Result, build_reply, triage
+from intake.workdays import Calendar
 
 log = logs.get("intake.daemon")
 
 CASE_STATUS = {"accepted": "accepted", "incomplete": "incomplete", "redirect": "redirected"}
+# manual reasons settled before the message could be read as a follow-up
+NOT_A_FOLLOWUP = frozenset({"sender_not_allowed", "empty", "unreadable", "header_too_large",
+                            "too_complex", "malformed_mime", "internal_error"})
 
 
 def load_hmac_key(settings: Settings) -> bytes:
@@ -55,6 +65,10 @@ def load_hmac_key(settings: Settings) -> bytes:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
     return key_file.read_text().strip().encode()
+
+
+def local_date(when: dt.datetime, tz: str) -> dt.date:
+    return when.astimezone(ZoneInfo(tz)).date()
 
 
 def _keywords(result: Result) -> list[str]:
@@ -87,6 +101,7 @@ class Processor:
         self.rules = rules
         self.hmac_key = hmac_key
         self.reply_domain = settings.reply_from.rpartition("@")[2] or "localhost"
+        self.calendar = Calendar(settings.cases.extra_closed_days)
 
     def handle_batch(self, mb: Mailbox, batch: list[NewMessage]) -> int:
         limit = mb.cfg.max_message_bytes
@@ -135,6 +150,13 @@ class Processor:
             result = Result(decision="manual", manual_reason="too_large", message_id=nm.message_id)
         else:
             result, parsed = triage(raw, self.settings, self.rules, render_reply=False)
+            if result.decision != "ignored" and result.manual_reason not in NOT_A_FOLLOWUP:
+                case = self._case_for(s, parsed)
+                if case is not None:
+                    return self._followup(s, mb, nm, raw, content_hash, case, t0)
+        if (result.decision in REPLY_KIND and result.reply_to
+                and self._over_limit(s, result.reply_to)):
+            result.decision, result.manual_reason, result.missing = "manual", "reply_limit", []
         target = self.settings.folders.for_decision(result.decision)
         record_id, case, outbox_id = self._record(s, mb, nm, parsed, content_hash, result, target)
         log.info("message_triaged", uid=nm.uid, record_id=record_id, decision=result.decision,
@@ -144,6 +166,120 @@ class Processor:
                  size=nm.size, ms=round((time.monotonic() - t0) * 1000, 1),
                  **({"error": result.error} if result.error else {}))
         return Plan(nm.uid, nm.message_id, record_id, target, _keywords(result))
+
+    # --- follow-ups --------------------------------------------------------------------------
+    def _case_for(self, s, parsed: Parsed) -> Case | None:  # noqa: ANN001
+        """The case this message follows up: a reference in the subject, or a thread link to
+        a message of the case (theirs or our reply)."""
+        for ref in followup.refs_in(parsed.subject):
+            case = s.exec(select(Case).where(Case.ref == ref)).first()
+            if case is not None:
+                return case
+        ids = parsed.references
+        if not ids:
+            return None
+        case_id = s.exec(select(OutboxEntry.case_id).where(
+            OutboxEntry.reply_message_id.in_(ids), OutboxEntry.case_id.is_not(None))).first()
+        if case_id is None:
+            case_id = s.exec(select(MessageRecord.case_id).where(
+                MessageRecord.message_id.in_(ids), MessageRecord.case_id.is_not(None))).first()
+        return s.get(Case, case_id) if case_id is not None else None
+
+    def _followup(self, s, mb: Mailbox, nm: NewMessage, raw: bytes, content_hash: str,  # noqa: ANN001
+                  case: Case, t0: float) -> Plan:
+        bodies = []
+        for entry_raw in s.exec(select(OutboxEntry.raw).where(OutboxEntry.case_id == case.id)):
+            try:
+                bodies.append(message_from_bytes(entry_raw, policy=email_policy.default).get_content())
+            except Exception:
+                pass
+        result, parsed = triage(raw, self.settings, self.rules, render_reply=False,
+                                ignore_lines=followup.reply_lines(bodies))
+        new_hmac = keyed_hash(result.cpr_digits, self.hmac_key) if result.cpr_digits else None
+        state = followup.CaseState(case.status, case.client_name, case.cpr_hmac, case.cpr_masked,
+                                   [e for e in case.examinations.split(",") if e], case.has_problem,
+                                   case.attachments)
+        m = followup.merge(state, result, new_hmac)
+        if m.decision != "manual" and result.municipality != case.municipality:
+            m = followup.Merge("manual", "followup_other_municipality", answer=False)
+        if m.answer and result.reply_to and self._over_limit(s, result.reply_to):
+            m = followup.Merge("manual", "reply_limit", answer=False)
+        target = self.settings.folders.for_decision(m.decision)
+        now = utcnow()
+        if m.decision != "manual":
+            became_accepted = case.status == "incomplete" and m.decision == "accepted"
+            case.client_name, case.cpr_hmac, case.cpr_masked = m.client_name, m.cpr_hmac, m.cpr_masked
+            case.examinations = ",".join(m.examinations)
+            case.has_problem, case.attachments, case.missing = m.has_problem, m.attachments, ",".join(m.missing)
+            case.status, case.updated_at = m.decision, now
+            if became_accepted:
+                self._accept(case, now)
+            elif m.decision == "incomplete" and m.answer:
+                case.waiting_since = now
+            s.add(case)
+            # the case's earlier messages join this one in its folder
+            for rec in s.exec(select(MessageRecord).where(MessageRecord.case_id == case.id,
+                                                          MessageRecord.state == "filed",
+                                                          MessageRecord.filed_folder != target)):
+                rec.state, rec.target_folder = "refile", target
+                s.add(rec)
+        rec = MessageRecord(
+            message_id=result.message_id or nm.message_id, content_hash=content_hash,
+            folder=mb.cfg.folder, uidvalidity=mb.uidvalidity, uid=nm.uid, size=nm.size,
+            decision=m.decision, reason=m.manual_reason, missing=",".join(m.missing),
+            examinations=",".join(m.examinations), attachments=len(result.attachments),
+            sender=result.sender, municipality=result.municipality, target_folder=target,
+            case_id=case.id, followup=True)
+        s.add(rec)
+        s.flush()
+        outbox_id = None
+        if m.answer and m.decision in REPLY_KIND:
+            merged = Result(decision=m.decision, missing=m.missing, examinations=m.examinations,
+                            name=m.client_name, known_cpr=m.cpr_masked, reply_to=result.reply_to,
+                            message_id=result.message_id)
+            reply = build_reply(merged, parsed, self.settings, self.rules, case_ref=case.ref,
+                                attachment_count=m.attachments)
+            outbox_id = self._enqueue(s, reply, f"reply:{result.message_id or content_hash}", rec.id, case.id)
+        kws = [f"sme-{m.decision}", "opfoelgning"] + ([f"grund-{m.manual_reason}"] if m.manual_reason else [])
+        kws += [f"mangler-{x}" for x in m.missing]
+        log.info("followup_merged", uid=nm.uid, record_id=rec.id, case=case.ref, decision=m.decision,
+                 reason=m.manual_reason, missing=m.missing, outbox_id=outbox_id,
+                 ms=round((time.monotonic() - t0) * 1000, 1))
+        return Plan(nm.uid, nm.message_id, rec.id, target, kws)
+
+    def _accept(self, case: Case, now) -> None:  # noqa: ANN001
+        case.accepted_at = now
+        case.due_date = self.calendar.add(local_date(now, self.settings.cases.timezone),
+                                          self.settings.cases.response_working_days)
+
+    def _over_limit(self, s, addr: str) -> bool:  # noqa: ANN001
+        lim = self.settings.reply_limits
+        now = utcnow()
+        return (self.store.replies_to(s, addr, now - dt.timedelta(minutes=10)) >= lim.per_recipient_per_10_minutes
+                or self.store.replies_to(s, addr, now - dt.timedelta(days=1)) >= lim.per_recipient_per_day)
+
+    def _enqueue(self, s, reply, dedupe: str, record_id: int | None, case_id: int | None) -> int | None:  # noqa: ANN001
+        """Put a reply in the outbox (in the caller's transaction), once per dedupe key."""
+        if reply is None or self.store.reply_exists(s, dedupe):
+            return None
+        mid = email.utils.make_msgid(domain=self.reply_domain)
+        smtp = self.settings.smtp
+        msg = reply.to_email(self.settings.reply_from, smtp.from_name if smtp else "", mid)
+        entry = OutboxEntry(dedupe_key=dedupe, message_record_id=record_id, case_id=case_id,
+                            kind=reply.kind, to_addr=reply.to, from_addr=self.settings.reply_from,
+                            reply_message_id=mid, raw=msg.as_bytes())
+        s.add(entry)
+        s.flush()
+        return entry.id
+
+    def refile(self, mb: Mailbox) -> None:
+        """Move earlier messages of a case to the folder its latest decision chose."""
+        for rec in self.store.pending_refiles():
+            src, dst = rec.filed_folder, rec.target_folder
+            moved = bool(src and src != dst and rec.message_id
+                         and mb.move_by_message_id(src, rec.message_id, dst))
+            self.store.refiled(rec.id, dst if (moved or src == dst) else src)
+            log.info("message_refiled", record_id=rec.id, folder=dst if moved else src, moved=moved)
 
     def _record(self, s, mb: Mailbox, nm: NewMessage, parsed: Parsed | None, content_hash: str,  # noqa: ANN001
                 result: Result, target: str) -> tuple[int, str | None, int | None]:
@@ -164,7 +300,13 @@ class Processor:
                         sender=result.sender, client_name=result.name, cpr_masked=result.cpr,
                         cpr_hmac=keyed_hash(result.cpr_digits, self.hmac_key) if result.cpr_digits else None,
                         examinations=rec.examinations, missing=rec.missing,
-                        redirect_reason=result.redirect_reason)
+                        redirect_reason=result.redirect_reason, has_problem=bool(result.problem),
+                        attachments=len(result.attachments))
+            now = utcnow()
+            if result.decision == "accepted":
+                self._accept(case, now)
+            elif result.decision == "incomplete":
+                case.waiting_since = now
             s.add(case)
             s.flush()
             case.ref = case_ref(case)
@@ -172,21 +314,11 @@ class Processor:
             s.add(case)
             s.add(rec)
         outbox_id = None
-        dedupe = f"reply:{result.message_id or content_hash}"
-        if parsed is not None and not self.store.reply_exists(s, dedupe):
+        if parsed is not None:
             reply = build_reply(result, parsed, self.settings, self.rules,
                                 case_ref=case.ref if case else None)
-            if reply is not None:
-                mid = email.utils.make_msgid(domain=self.reply_domain)
-                smtp = self.settings.smtp
-                msg = reply.to_email(self.settings.reply_from, smtp.from_name if smtp else "", mid)
-                entry = OutboxEntry(dedupe_key=dedupe, message_record_id=rec.id,
-                                    case_id=case.id if case else None, kind=reply.kind,
-                                    to_addr=reply.to, from_addr=self.settings.reply_from,
-                                    reply_message_id=mid, raw=msg.as_bytes())
-                s.add(entry)
-                s.flush()
-                outbox_id = entry.id
+            outbox_id = self._enqueue(s, reply, f"reply:{result.message_id or content_hash}",
+                                      rec.id, case.id if case else None)
         return rec.id, (case.ref if case else None), outbox_id
 
 
@@ -260,6 +392,7 @@ class ImapWorker:
 
     def _process(self, mb: Mailbox, batch: list[NewMessage]) -> None:
         self.processed += self.processor.handle_batch(mb, batch)
+        self.processor.refile(mb)
         self.notify()
 
 

@@ -23,6 +23,11 @@ _QUOTE_HEADER = re.compile(
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fw|fwd|vs|wg|videresend\w*)\s*:", re.IGNORECASE)
 
 
+def norm_line(line: str) -> str:
+    """A line compared for sameness: quote marks, case and white space do not matter."""
+    return re.sub(r"\s+", " ", line.lstrip("> \t")).strip().lower()
+
+
 def new_text(text: str, subject: str = "") -> str:
     """The text the sender wrote now: quoted lines and the quoted history of a reply removed.
 

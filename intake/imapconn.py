@@ -163,6 +163,18 @@ class Mailbox:
         else:
             c.expunge()
 
+    def move_by_message_id(self, src: str, message_id: str, dst: str) -> bool:
+        """Move the message(s) with this Message-ID from folder `src` to `dst`."""
+        c = self._c()
+        c.select_folder(self.server_folder(src))
+        try:
+            uids = c.search(["HEADER", "Message-ID", message_id])
+            if uids:
+                self.file(list(uids), dst, [None] * len(uids))
+            return bool(uids)
+        finally:
+            c.select_folder(self.cfg.folder)
+
     # --- waiting -----------------------------------------------------------------------------
     def wait(self, seconds: float, stop) -> bool:  # noqa: ANN001 - threading.Event
         """Wait up to `seconds` for new mail (IDLE if offered, else sleep). True if mail may

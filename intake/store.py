@@ -43,8 +43,10 @@ class MessageRecord(SQLModel, table=True):
     sender: str | None = None
     municipality: str | None = None
     target_folder: str
-    state: str = "decided"  # decided -> filed
+    state: str = "decided"  # decided -> filed (-> refile -> filed) | requeued
     filed_at: dt.datetime | None = None
+    filed_folder: str | None = None  # where it is now
+    followup: bool = False
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
 
 
@@ -63,6 +65,14 @@ class Case(SQLModel, table=True):
     examinations: str = ""
     missing: str = ""
     redirect_reason: str | None = None
+    has_problem: bool = False
+    attachments: int = 0
+    waiting_since: dt.datetime | None = None  # when we last asked for missing items
+    reminded_at: dt.datetime | None = None
+    accepted_at: dt.datetime | None = None
+    due_date: dt.date | None = None  # SLA for accepted referrals
+    closed_at: dt.datetime | None = None
+    close_reason: str | None = None
 
 
 class OutboxEntry(SQLModel, table=True):
@@ -83,6 +93,9 @@ class OutboxEntry(SQLModel, table=True):
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     sent_at: dt.datetime | None = None
+
+
+AUTO_REPLY_KINDS = ("acknowledgement", "missing_items", "redirect", "reminder", "closed_unanswered")
 
 
 class Checkpoint(SQLModel, table=True):
@@ -126,9 +139,10 @@ class Store:
     # --- messages --------------------------------------------------------------------------
     def find_message(self, s: Session, message_id: str | None, content_hash: str) -> MessageRecord | None:
         """A message seen before: same content, or same Message-ID (a resend, a new UIDVALIDITY)."""
-        rec = s.exec(select(MessageRecord).where(MessageRecord.content_hash == content_hash)).first()
+        live = MessageRecord.state != "requeued"
+        rec = s.exec(select(MessageRecord).where(MessageRecord.content_hash == content_hash, live)).first()
         if rec is None and message_id:
-            rec = s.exec(select(MessageRecord).where(MessageRecord.message_id == message_id)).first()
+            rec = s.exec(select(MessageRecord).where(MessageRecord.message_id == message_id, live)).first()
         return rec
 
     def mark_filed(self, record_ids: list[int], folder: str, uidvalidity: int, last_uid: int) -> None:
@@ -137,10 +151,27 @@ class Store:
         with self.session() as s:
             for rid in record_ids:
                 rec = s.get(MessageRecord, rid)
-                if rec and rec.state != "filed":
-                    rec.state, rec.filed_at = "filed", now
+                if rec and rec.state == "decided":
+                    rec.state, rec.filed_at, rec.filed_folder = "filed", now, rec.target_folder
                     s.add(rec)
             self._advance(s, folder, uidvalidity, last_uid)
+
+    def pending_refiles(self) -> list[MessageRecord]:
+        with self.session() as s:
+            return list(s.exec(select(MessageRecord).where(MessageRecord.state == "refile")))
+
+    def refiled(self, record_id: int, folder: str | None) -> None:
+        with self.session() as s:
+            rec = s.get(MessageRecord, record_id)
+            rec.state, rec.filed_at = "filed", utcnow()
+            if folder:
+                rec.filed_folder = folder
+            s.add(rec)
+
+    def replies_to(self, s: Session, addr: str, since: dt.datetime) -> int:
+        return len(s.exec(select(OutboxEntry.id).where(
+            OutboxEntry.to_addr == addr, OutboxEntry.created_at >= since,
+            OutboxEntry.kind.in_(AUTO_REPLY_KINDS))).all())
 
     def reply_exists(self, s: Session, dedupe_key: str) -> bool:
         return s.exec(select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)).first() is not None

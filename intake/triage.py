@@ -39,6 +39,7 @@ class Result:
     examinations: list[str] = field(default_factory=list)
     name: str | None = None
     cpr_digits: str | None = None  # internal only: never printed, logged or stored in plaintext
+    known_cpr: str | None = None  # masked CPR already on the case (follow-ups)
     distinct_cprs: int = 0  # how many different valid CPR numbers the message holds
     invalid_cpr: str | None = None  # masked
     masked_cpr: str | None = None  # masked number the sender wrote
@@ -56,7 +57,7 @@ class Result:
 
     @property
     def cpr(self) -> str | None:
-        return cprmod.mask(self.cpr_digits) if self.cpr_digits else None
+        return cprmod.mask(self.cpr_digits) if self.cpr_digits else self.known_cpr
 
     @property
     def birth_date(self) -> str | None:
@@ -93,6 +94,7 @@ class Context:
     today: dt.date
     result: Result = field(default_factory=Result)
     text: str = ""  # subject + the sender's new text, for field readers and routing
+    ignore_lines: frozenset[str] = frozenset()  # our own replies' lines, quoted back to us
 
     def settle(self, decision: str, reason: str | None = None) -> bool:
         self.result.decision = decision
@@ -141,6 +143,8 @@ def step_fields(ctx: Context) -> bool:
     """Read every field (never decides): name, CPR, phone, examinations, problem, case files."""
     p, rules, r = ctx.parsed, ctx.rules, ctx.result
     body = extract.new_text(p.text, p.subject)
+    if ctx.ignore_lines:
+        body = "\n".join(ln for ln in body.split("\n") if extract.norm_line(ln) not in ctx.ignore_lines)
     ctx.text = p.subject + "\n\n" + body
     r.name = extract.find_name(body, p.subject, rules)
     found = cprmod.find(ctx.text, rules, ctx.today)
@@ -200,7 +204,8 @@ def _received(parsed: Parsed) -> str | None:
 
 
 def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rules,
-                  case_ref: str | None = None, due_date: str | None = None) -> dict:
+                  case_ref: str | None = None, due_date: str | None = None,
+                  attachment_count: int | None = None) -> dict:
     greeting = (parsed.from_[0].display_name.strip() if parsed.from_ else "")[:80] or "sagsbehandler"
     if "@" in greeting:
         greeting = "sagsbehandler"
@@ -211,7 +216,8 @@ def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rul
         "invalid_cpr": result.invalid_cpr,
         "masked_cpr": result.masked_cpr,
         "examinations": [rules.examination_label(c) for c in result.examinations],
-        "attachments": result.attachments,
+        "attachments": (result.attachments if attachment_count is None
+                        else [None] * attachment_count),
         "missing": result.missing,
         "redirect_reason": result.redirect_reason,
         "original_subject": parsed.subject[:120],
@@ -224,12 +230,13 @@ def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rul
 
 
 def build_reply(result: Result, parsed: Parsed, settings: Settings, rules: Rules,
-                case_ref: str | None = None, due_date: str | None = None) -> Reply | None:
+                case_ref: str | None = None, due_date: str | None = None,
+                attachment_count: int | None = None) -> Reply | None:
     """The reply for this decision, or None (manual, ignored, or no allowed address)."""
     kind = REPLY_KIND.get(result.decision)
     if kind is None or not result.reply_to:
         return None
-    ctx = reply_context(result, parsed, settings, rules, case_ref, due_date)
+    ctx = reply_context(result, parsed, settings, rules, case_ref, due_date, attachment_count)
     subject, body = render(kind, ctx, settings.triage.templates_dir)
     refs = list(parsed.references)
     if parsed.message_id and parsed.message_id not in refs:
@@ -239,8 +246,9 @@ def build_reply(result: Result, parsed: Parsed, settings: Settings, rules: Rules
 
 
 def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
-                 today: dt.date | None = None) -> Result:
-    ctx = Context(parsed=parsed, settings=settings, rules=rules, today=today or dt.date.today())
+                 today: dt.date | None = None, ignore_lines: frozenset[str] = frozenset()) -> Result:
+    ctx = Context(parsed=parsed, settings=settings, rules=rules, today=today or dt.date.today(),
+                  ignore_lines=ignore_lines)
     ctx.result.message_id = parsed.message_id
     ctx.result.references = list(parsed.references)
     ctx.result.subject = parsed.subject
@@ -252,7 +260,7 @@ def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
 
 def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = None, *,
            today: dt.date | None = None, case_ref: str | None = None,
-           render_reply: bool = True) -> tuple[Result, Parsed]:
+           render_reply: bool = True, ignore_lines: frozenset[str] = frozenset()) -> tuple[Result, Parsed]:
     """Decide what to do with one raw message. Never raises for any input bytes.
     `render_reply=False` leaves `reply` empty (the daemon renders it with the case reference)."""
     settings = settings or Settings()
@@ -260,7 +268,7 @@ def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = N
         rules = load_rules(settings.triage.rules_file)
     try:
         parsed = parse(raw, settings.triage.limits)
-        result = run_pipeline(parsed, settings, rules, today)
+        result = run_pipeline(parsed, settings, rules, today, ignore_lines)
         if render_reply:
             result.reply = build_reply(result, parsed, settings, rules, case_ref)
     except RecursionError:
