@@ -76,13 +76,14 @@ def _encode(name: str, value: str) -> str:
 
 
 def _finish(msg, subject, from_, to, headers, message_id) -> bytes:
-    msg["From"] = _encode("From", from_)
+    enc = _encode if not isinstance(msg, EmailMessage) else (lambda _name, value: value)
+    msg["From"] = enc("From", from_)
     msg["To"] = to
-    msg["Subject"] = _encode("Subject", subject)
+    msg["Subject"] = enc("Subject", subject)
     msg["Date"] = email.utils.formatdate(1763280000, localtime=False)
     msg["Message-ID"] = message_id or f"<test-{next(_counter)}@aalborg.dk>"
     for k, v in (headers or {}).items():
-        msg[k] = _encode(k, v)
+        msg[k] = enc(k, v)
     return msg.as_bytes()
 
 
