@@ -78,6 +78,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args.workdir, keep=args.keep)
 
 
+def _now(args: argparse.Namespace):
+    import datetime as dt
+
+    if not getattr(args, "now", None):
+        return None
+    d = dt.datetime.fromisoformat(args.now)
+    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    from intake.staff import Staff, print_out
+
+    staff = Staff(load_settings(args.config), _now(args))
+    if args.action == "list":
+        print_out(staff.cases_list(args.status, args.overdue))
+    elif args.action == "show":
+        text = staff.case_show(args.ref)
+        if text is None:
+            print(f"intake: no case {args.ref}", file=sys.stderr)
+            return 1
+        print_out(text)
+    elif args.action == "close":
+        if not staff.case_close(args.ref, args.reason):
+            print(f"intake: no case {args.ref}", file=sys.stderr)
+            return 1
+        print(f"{args.ref} lukket: {args.reason}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from intake.staff import Staff, print_out
+
+    print_out(Staff(load_settings(args.config)).report(args.month))
+    return 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    from intake.staff import requeue
+
+    if not (args.message_id or args.all):
+        print("intake: name --message-id ID or --all", file=sys.stderr)
+        return 2
+    n = requeue(load_settings(args.config), args.message_id, args.all)
+    print(f"{n} besked(er) flyttet tilbage til indbakken; de triageres ved næste kørsel")
+    return 0
+
+
+def cmd_remind(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from intake import logs
+    from intake.daemon import Daemon
+    from intake.store import utcnow
+
+    logs.configure("info")
+    d = Daemon(load_settings(args.config))
+    d.scheduler.run(_now(args) or utcnow())
+    asyncio.run(d.outbox.send_all())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="intake", description="SME e-mail intake and triage")
     ap.add_argument("--version", action="version", version=f"sme-intake {__version__}")
@@ -94,6 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", required=True, help="TOML config file")
     r.add_argument("--once", action="store_true", help="process everything waiting, then exit")
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("cases", help="staff: list, show or close cases (CPR always masked)")
+    csub = c.add_subparsers(dest="action", required=True)
+    cl = csub.add_parser("list", help="a table of cases")
+    cl.add_argument("--status", choices=["accepted", "incomplete", "redirected", "closed"])
+    cl.add_argument("--overdue", action="store_true", help="accepted cases past their due date")
+    cs = csub.add_parser("show", help="one case with its messages and replies")
+    cs.add_argument("ref")
+    cc = csub.add_parser("close", help="close a case by hand")
+    cc.add_argument("ref")
+    cc.add_argument("--reason", required=True)
+    for x in (cl, cs, cc):
+        x.add_argument("--config", required=True)
+        x.add_argument("--now", help=argparse.SUPPRESS)
+    c.set_defaults(func=cmd_cases)
+
+    rp = sub.add_parser("report", help="CSV of accepted referrals per municipality and examination")
+    rp.add_argument("--config", required=True)
+    rp.add_argument("--month", required=True, help="YYYY-MM")
+    rp.set_defaults(func=cmd_report)
+
+    rq = sub.add_parser("requeue", help="move messages from the manual folder back for a new triage")
+    rq.add_argument("--config", required=True)
+    rq.add_argument("--message-id")
+    rq.add_argument("--all", action="store_true")
+    rq.set_defaults(func=cmd_requeue)
+
+    rm = sub.add_parser("remind", help="run the scheduler once: reminders, closings, digest; send")
+    rm.add_argument("--config", required=True)
+    rm.add_argument("--now", help="ISO date-time to run as (default: now)")
+    rm.set_defaults(func=cmd_remind)
 
     d = sub.add_parser("demo", help="local Dovecot + SMTP sink + example referrals, one --once run")
     d.add_argument("--workdir", default=None, help="where to put the demo's servers and store")

@@ -37,6 +37,7 @@ from intake.mimeparse import Parsed
 from intake.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
 from intake.outbox import Outbox
 from intake.rules import Rules, load_rules
+from intake.scheduler import Scheduler
 from intake.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
 from intake.triage import REPLY_KIND, Result, build_reply, triage
 from intake.workdays import Calendar
@@ -405,6 +406,7 @@ class Daemon:
         self.rules = load_rules(settings.triage.rules_file)
         self.processor = Processor(settings, self.store, self.rules, load_hmac_key(settings))
         self.outbox = Outbox(self.store, settings.smtp, settings.outbox)
+        self.scheduler = Scheduler(settings, self.store)
         self.prefer_move = prefer_move
         self.thread_stop = threading.Event()
 
@@ -439,16 +441,34 @@ class Daemon:
                             self.prefer_move)
         if once:
             ok = await asyncio.to_thread(worker.run, True)
+            await asyncio.to_thread(self.scheduler.run, utcnow())
             await self.outbox.send_all()
             log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts(), ok=ok)
             return 0 if ok else 1
         outbox_task = asyncio.create_task(self.outbox.run(stop))
+        scheduler_task = asyncio.create_task(self._schedule(stop))
         imap_task = asyncio.create_task(asyncio.to_thread(worker.run, False))
         await stop.wait()
         await imap_task
         await outbox_task
+        await scheduler_task
         log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts())
         return 0
+
+
+    async def _schedule(self, stop: asyncio.Event) -> None:
+        """Reminders, closings and the digest, every `cases.scheduler_interval_seconds`."""
+        while not stop.is_set():
+            try:
+                done = await asyncio.to_thread(self.scheduler.run, utcnow())
+                if any(done.values()):
+                    self.outbox.wake.set()
+            except Exception as e:  # keep scheduling; the store keeps what is due
+                log.error("scheduler_error", error=type(e).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.cases.scheduler_interval_seconds)
+            except asyncio.TimeoutError:
+                pass
 
 
 def main(config: str, once: bool = False) -> int:

@@ -20,7 +20,10 @@ from intake.cpr import mask_text
 from intake.mimeparse import one_line
 from intake.resources import templates_dir
 
-KINDS = ("acknowledgement", "missing_items", "redirect")
+KINDS = ("acknowledgement", "missing_items", "redirect", "reminder", "closed_unanswered", "digest")
+REPLY_KINDS = ("acknowledgement", "missing_items", "redirect")  # answers to a message (RFC 3834)
+_DEFAULTS = {"original_subject": None, "received": None, "case_ref": None, "due_date": None,
+             "name": None, "cpr": None, "greeting": "sagsbehandler"}
 MAX_SUBJECT = 180
 
 
@@ -57,7 +60,7 @@ class Reply:
             msg["In-Reply-To"] = self.in_reply_to
         if self.references:
             msg["References"] = " ".join(self.references)
-        msg["Auto-Submitted"] = "auto-replied"
+        msg["Auto-Submitted"] = "auto-replied" if self.kind in REPLY_KINDS else "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
         msg.set_content(self.body, charset="utf-8")
         return msg
@@ -85,6 +88,7 @@ def render(kind: str, context: dict, folder: Path | None = None) -> tuple[str, s
         raise ValueError(f"unknown reply kind {kind!r}")
     env = _environment(str(folder or templates_dir()))
     tmpl = env.get_template(f"{kind}.txt.j2")
+    context = {**_DEFAULTS, **context}
     ctx = tmpl.new_context(dict(context))
     subject = "".join(tmpl.blocks["subject"](ctx))
     body = tmpl.render(context)

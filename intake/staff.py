@@ -1,0 +1,147 @@
+"""The tools SME staff and ops use every day: cases list/show/close, the monthly invoicing
+report, requeue from the manual folder, and running the scheduler by hand. CPR numbers are
+only ever shown masked.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+from collections import Counter
+
+from sqlmodel import select
+
+from intake.config import Settings
+from intake.scheduler import Scheduler
+from intake.store import Case, MessageRecord, OutboxEntry, Store, aware, utcnow
+
+OPEN = ("incomplete", "accepted")
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+class Staff:
+    def __init__(self, settings: Settings, now: dt.datetime | None = None) -> None:
+        self.settings = settings
+        self.store = Store(settings.store.url)
+        self.sched = Scheduler(settings, self.store)
+        self.now = now or utcnow()
+        self.today = self.sched.local(self.now)
+
+    def _age(self, c: Case) -> int:
+        end = self.sched.local(c.closed_at) if c.closed_at else self.today
+        return self.sched.calendar.between(self.sched.local(c.created_at), end)
+
+    def _overdue(self, c: Case) -> bool:
+        return c.status == "accepted" and c.due_date is not None and c.due_date < self.today
+
+    def cases_list(self, status: str | None = None, overdue: bool = False) -> str:
+        with self.store.session() as s:
+            q = select(Case).order_by(Case.id)
+            if status:
+                q = q.where(Case.status == status)
+            cases = [c for c in s.exec(q) if not overdue or self._overdue(c)]
+        rows = [[c.ref, c.status + (" (over frist)" if self._overdue(c) else ""), c.municipality or "-",
+                 c.examinations.replace(",", ", ") or "-", c.missing.replace(",", ", ") or "-",
+                 str(self._age(c)), c.due_date.strftime("%d.%m.%Y") if c.due_date else "-",
+                 c.cpr_masked or "-"] for c in cases]
+        return _table(rows, ["REFERENCE", "STATUS", "KOMMUNE", "UNDERSØGELSE", "MANGLER",
+                             "ALDER (arb.dage)", "SVARFRIST", "CPR"]) + f"\n{len(rows)} sager"
+
+    def case_show(self, ref: str) -> str | None:
+        with self.store.session() as s:
+            c = s.exec(select(Case).where(Case.ref == ref)).first()
+            if c is None:
+                return None
+            msgs = list(s.exec(select(MessageRecord).where(MessageRecord.case_id == c.id).order_by(MessageRecord.id)))
+            outs = list(s.exec(select(OutboxEntry).where(OutboxEntry.case_id == c.id).order_by(OutboxEntry.id)))
+        fmt = lambda d: aware(d).astimezone(self.sched.tz).strftime("%d.%m.%Y %H:%M") if d else "-"  # noqa: E731
+        lines = [
+            f"Sag {c.ref}: {c.status}" + (" (over svarfristen)" if self._overdue(c) else ""),
+            f"  Kommune:       {c.municipality or '-'} ({c.sender or '-'})",
+            f"  Borger:        {c.client_name or '-'}   CPR {c.cpr_masked or '-'}",
+            f"  Undersøgelse:  {c.examinations.replace(',', ', ') or '-'}",
+            f"  Mangler:       {c.missing.replace(',', ', ') or '-'}",
+            f"  Sagsakter:     {c.attachments}",
+            f"  Oprettet:      {fmt(c.created_at)}   alder {self._age(c)} arbejdsdage",
+            f"  Svarfrist:     {c.due_date.strftime('%d.%m.%Y') if c.due_date else '-'}",
+            f"  Påmindet:      {fmt(c.reminded_at)}",
+        ]
+        if c.closed_at:
+            lines.append(f"  Lukket:        {fmt(c.closed_at)} ({c.close_reason})")
+        lines.append("  Beskeder:")
+        for m in msgs:
+            lines.append(f"    #{m.id} {fmt(m.received_at)} {m.decision}{' (opfølgning)' if m.followup else ''}"
+                         f" -> {m.filed_folder or m.target_folder} [{m.state}]")
+        lines.append("  Svar:")
+        for o in outs:
+            lines.append(f"    #{o.id} {o.kind} til {o.to_addr}: {o.state} {fmt(o.sent_at)}")
+        return "\n".join(lines)
+
+    def case_close(self, ref: str, reason: str) -> bool:
+        with self.store.session() as s:
+            c = s.exec(select(Case).where(Case.ref == ref)).first()
+            if c is None:
+                return False
+            c.status, c.closed_at, c.close_reason, c.updated_at = "closed", self.now, reason, self.now
+            s.add(c)
+        return True
+
+    def report(self, month: str) -> str:
+        """CSV: accepted referrals per municipality and examination in `month` (YYYY-MM)."""
+        year, mon = (int(x) for x in month.split("-"))
+        start = dt.date(year, mon, 1)
+        end = dt.date(year + (mon == 12), mon % 12 + 1, 1)
+        counts: Counter = Counter()
+        with self.store.session() as s:
+            for c in s.exec(select(Case).where(Case.accepted_at.is_not(None))):
+                if start <= self.sched.local(c.accepted_at) < end:
+                    for exam in (c.examinations.split(",") if c.examinations else ["ukendt"]):
+                        counts[(c.municipality or "ukendt", exam)] += 1
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["month", "municipality", "examination", "accepted_referrals"])
+        for (muni, exam), n in sorted(counts.items()):
+            w.writerow([month, muni, exam, n])
+        return buf.getvalue()
+
+
+def requeue(settings: Settings, message_id: str | None, all_: bool) -> int:
+    """Move messages from the manual folder back to the inbox for a new triage."""
+    from intake.imapconn import Mailbox
+
+    store = Store(settings.store.url)
+    mb = Mailbox(settings.mailbox)
+    mb.connect()
+    try:
+        c = mb.client
+        manual = mb.server_folder(settings.folders.manual)
+        c.select_folder(manual)
+        uids = c.search(["HEADER", "Message-ID", message_id]) if message_id else (c.search("ALL") if all_ else [])
+        if not uids:
+            return 0
+        data = c.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        ids = []
+        for uid in uids:
+            hdr = data.get(uid, {}).get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")
+            ids.append(hdr.split(b":", 1)[1].strip().decode("ascii", "replace") if b":" in hdr else None)
+        with store.session() as s:  # first the store: a requeued record is triaged afresh
+            for mid in filter(None, ids):
+                for rec in s.exec(select(MessageRecord).where(MessageRecord.message_id == mid,
+                                                              MessageRecord.decision == "manual")):
+                    rec.state = "requeued"
+                    s.add(rec)
+        mb.file(list(uids), settings.mailbox.folder, [None] * len(uids))
+        return len(uids)
+    finally:
+        mb.close()
+
+
+def print_out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
