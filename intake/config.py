@@ -160,6 +160,24 @@ class ReplyLimits(_Section):
     per_recipient_per_day: int = 40
 
 
+class SecurityConfig(_Section):
+    """Encrypted and signed mail, sender authenticity, data at rest."""
+
+    gnupghome: Path | None = None  # keyring: the unit's OpenPGP key, partners' public keys
+    gpg_passphrase_file: Path | None = None  # passphrase of the unit's key, if it has one
+    smime_cert_file: Path | None = None  # the unit's S/MIME certificate (PEM)
+    smime_key_file: Path | None = None  # its private key (PEM, a credentials file)
+    smime_ca_file: Path | None = None  # CA bundle that signed S/MIME must chain to (OCES)
+    authserv_ids: list[str] = Field(default_factory=list)  # trusted Authentication-Results
+    archive_key_file: Path | None = None  # OpenPGP public key: raw messages encrypted at rest
+    archive_dir: Path | None = None  # where encrypted raw messages are kept
+    retention_days: int = 30  # raw content purged this long after a case is closed/redirected
+
+    @property
+    def active(self) -> bool:
+        return bool(self.gnupghome or self.smime_cert_file or self.smime_ca_file)
+
+
 class Settings(_Section):
     mailbox: MailboxConfig | None = None
     smtp: SmtpConfig | None = None
@@ -170,6 +188,7 @@ class Settings(_Section):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     cases: CasesConfig = Field(default_factory=CasesConfig)
     reply_limits: ReplyLimits = Field(default_factory=ReplyLimits)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @property
     def own_addresses(self) -> set[str]:

@@ -23,6 +23,7 @@ from intake.machine import machine_reason
 from intake.mimeparse import Attachment, Parsed, parse
 from intake.replies import Reply, render
 from intake.rules import Rules, load_rules
+from intake.secure import Unwrapped, Unwrapper, authentication_verdict
 
 DECISIONS = ("accepted", "incomplete", "redirect", "manual", "ignored")
 MISSING_ORDER = ("name", "cpr", "examination", "problem", "attachments")
@@ -54,6 +55,12 @@ class Result:
     subject: str = ""
     reply: Reply | None = None
     error: str | None = None  # for internal_error: exception type and code location, no content
+    encryption: str | None = None  # "pgp" | "smime"
+    signature: str | None = None  # "pgp" | "smime"
+    signature_verdict: str | None = None  # "valid" | "invalid" | "unknown_key"
+    signer: str | None = None  # fingerprint or certificate subject
+    security_problem: str | None = None  # "undecryptable" | "bad_signature"
+    authentication: str | None = None  # "passed" | "failed" (trusted Authentication-Results)
 
     @property
     def cpr(self) -> str | None:
@@ -82,6 +89,9 @@ class Result:
             "sender": self.sender,
             "municipality": self.municipality,
             "reply": self.reply.as_dict() if self.reply else None,
+            "encryption": self.encryption,
+            "signature": self.signature_verdict and {"type": self.signature, "verdict": self.signature_verdict,
+                                                     "signer": self.signer},
             **({"error": self.error} if self.error else {}),
         }
 
@@ -122,6 +132,16 @@ def step_machine(ctx: Context) -> bool:
     return ctx.settle("ignored", reason) if reason else False
 
 
+def step_authentication(ctx: Context) -> bool:
+    """Trusted Authentication-Results (RFC 8601) from our own border MTA only."""
+    ids = ctx.settings.security.authserv_ids
+    if not ids:
+        return False
+    verdict = authentication_verdict(ctx.parsed.headers.get("authentication-results", []), ids)
+    ctx.result.authentication = verdict
+    return ctx.settle("manual", "authentication_failed") if verdict == "failed" else False
+
+
 def step_sender(ctx: Context) -> bool:
     addr, muni = senders.sender(ctx.parsed, ctx.settings.triage.municipalities)
     r = ctx.result
@@ -130,6 +150,17 @@ def step_sender(ctx: Context) -> bool:
         return ctx.settle("manual", "sender_not_allowed")
     r.municipality = muni.name
     r.reply_to = senders.reply_address(ctx.parsed, ctx.settings.triage.municipalities)
+    return False
+
+
+def step_security(ctx: Context) -> bool:
+    """Undecryptable or badly signed mail, or unsigned mail where a signature is required."""
+    r = ctx.result
+    if r.security_problem:
+        return ctx.settle("manual", r.security_problem)
+    muni = next((m for m in ctx.settings.triage.municipalities if m.name == r.municipality), None)
+    if muni is not None and muni.require_signature and r.signature_verdict != "valid":
+        return ctx.settle("manual", "signature_required")
     return False
 
 
@@ -186,7 +217,9 @@ def step_complete(ctx: Context) -> bool:
 PIPELINE: tuple[tuple[str, Step], ...] = (
     ("readable", step_readable),
     ("machine", step_machine),
+    ("authentication", step_authentication),
     ("sender", step_sender),
+    ("security", step_security),
     ("structure", step_structure),
     ("fields", step_fields),
     ("redirect", step_redirect),
@@ -246,9 +279,14 @@ def build_reply(result: Result, parsed: Parsed, settings: Settings, rules: Rules
 
 
 def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
-                 today: dt.date | None = None, ignore_lines: frozenset[str] = frozenset()) -> Result:
+                 today: dt.date | None = None, ignore_lines: frozenset[str] = frozenset(),
+                 unwrapped: Unwrapped | None = None) -> Result:
     ctx = Context(parsed=parsed, settings=settings, rules=rules, today=today or dt.date.today(),
                   ignore_lines=ignore_lines)
+    if unwrapped is not None:
+        r = ctx.result
+        r.encryption, r.signature, r.signature_verdict = unwrapped.encryption, unwrapped.signature, unwrapped.verdict
+        r.signer, r.security_problem = unwrapped.signer, unwrapped.problem
     ctx.result.message_id = parsed.message_id
     ctx.result.references = list(parsed.references)
     ctx.result.subject = parsed.subject
@@ -256,6 +294,16 @@ def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
         if step(ctx):
             break
     return ctx.result
+
+
+_UNWRAPPERS: dict[int, Unwrapper] = {}
+
+
+def unwrapper_for(settings: Settings) -> Unwrapper:
+    key = id(settings.security)
+    if key not in _UNWRAPPERS:
+        _UNWRAPPERS[key] = Unwrapper(settings.security)
+    return _UNWRAPPERS[key]
 
 
 def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = None, *,
@@ -267,8 +315,9 @@ def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = N
     if rules is None:
         rules = load_rules(settings.triage.rules_file)
     try:
-        parsed = parse(raw, settings.triage.limits)
-        result = run_pipeline(parsed, settings, rules, today, ignore_lines)
+        unwrapped = unwrapper_for(settings).unwrap(raw) if settings.security.active else None
+        parsed = parse(unwrapped.raw if unwrapped else raw, settings.triage.limits)
+        result = run_pipeline(parsed, settings, rules, today, ignore_lines, unwrapped)
         if render_reply:
             result.reply = build_reply(result, parsed, settings, rules, case_ref)
     except RecursionError:
