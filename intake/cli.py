@@ -98,6 +98,10 @@ def cmd_cases(args: argparse.Namespace) -> int:
         if text is None:
             print(f"intake: no case {args.ref}", file=sys.stderr)
             return 1
+        if args.reveal:
+            from intake.staff import reveal
+
+            text += f"\n  CPR (vist, logget): {reveal(staff.settings, args.ref, args.gnupghome)}"
         print_out(text)
     elif args.action == "close":
         if not staff.case_close(args.ref, args.reason):
@@ -122,6 +126,37 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         return 2
     n = requeue(load_settings(args.config), args.message_id, args.all)
     print(f"{n} besked(er) flyttet tilbage til indbakken; de triageres ved næste kørsel")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from intake.staff import export
+
+    try:
+        files = export(load_settings(args.config), args.ref, Path(args.out), args.gnupghome)
+    except LookupError:
+        print(f"intake: no case {args.ref}", file=sys.stderr)
+        return 1
+    for f in files:
+        print(f)
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from intake import logs
+    from intake.retention import purge
+    from intake.store import Store, utcnow
+
+    logs.configure("warning")
+    settings = load_settings(args.config)
+    items = purge(settings, Store(settings.store.url), _now(args) or utcnow(), dry_run=args.dry_run)
+    verb = "ville blive fjernet" if args.dry_run else "fjernet"
+    for p in items:
+        print(f"{p.case_ref}  {p.status} {p.since}  arkivfiler: {p.archive_files}  svartekster: {p.replies}")
+    print(f"{len(items)} sager: rå indhold og personoplysninger {verb} "
+          f"(opbevaring {settings.security.retention_days} dage)")
     return 0
 
 
@@ -163,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--overdue", action="store_true", help="accepted cases past their due date")
     cs = csub.add_parser("show", help="one case with its messages and replies")
     cs.add_argument("ref")
+    cs.add_argument("--reveal", action="store_true",
+                    help="show the full CPR number (needs the archive key; written to the audit log)")
+    cs.add_argument("--gnupghome", help="keyring with the archive key (default: your own)")
     cc = csub.add_parser("close", help="close a case by hand")
     cc.add_argument("ref")
     cc.add_argument("--reason", required=True)
@@ -181,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     rq.add_argument("--message-id")
     rq.add_argument("--all", action="store_true")
     rq.set_defaults(func=cmd_requeue)
+
+    ex = sub.add_parser("export", help="write a case's messages and files (needs the archive key; audited)")
+    ex.add_argument("ref")
+    ex.add_argument("--config", required=True)
+    ex.add_argument("--out", required=True, help="folder to write to")
+    ex.add_argument("--gnupghome", help="keyring with the archive key (default: your own)")
+    ex.set_defaults(func=cmd_export)
+
+    pg = sub.add_parser("purge", help="retention: remove raw content and personal data of old cases")
+    pg.add_argument("--config", required=True)
+    pg.add_argument("--dry-run", action="store_true", help="only show what would go")
+    pg.add_argument("--now", help=argparse.SUPPRESS)
+    pg.set_defaults(func=cmd_purge)
 
     rm = sub.add_parser("remind", help="run the scheduler once: reminders, closings, digest; send")
     rm.add_argument("--config", required=True)

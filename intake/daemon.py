@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import select
 
 from intake import failpoints, followup, logs
+from intake.archive import Archive
 from intake.config import ConfigError, Settings, load_settings, read_secret
 from intake.cpr import keyed_hash
 from intake.mimeparse import Parsed
@@ -103,6 +104,16 @@ class Processor:
         self.hmac_key = hmac_key
         self.reply_domain = settings.reply_from.rpartition("@")[2] or "localhost"
         self.calendar = Calendar(settings.cases.extra_closed_days)
+        sec = settings.security
+        self.archive = Archive(sec.archive_key_file, sec.archive_dir) if sec.archive_key_file and sec.archive_dir else None
+
+    def _annotate(self, s, record_id: int, result: Result, raw: bytes | None, content_hash: str) -> None:  # noqa: ANN001
+        """Security verdicts with the message, and its raw bytes encrypted to the archive key."""
+        rec = s.get(MessageRecord, record_id)
+        rec.encryption, rec.signature_verdict, rec.signer = result.encryption, result.signature_verdict, result.signer
+        if self.archive is not None and raw is not None:
+            rec.archive_path = str(self.archive.store(content_hash, raw))
+        s.add(rec)
 
     def handle_batch(self, mb: Mailbox, batch: list[NewMessage]) -> int:
         limit = mb.cfg.max_message_bytes
@@ -160,6 +171,7 @@ class Processor:
             result.decision, result.manual_reason, result.missing = "manual", "reply_limit", []
         target = self.settings.folders.for_decision(result.decision)
         record_id, case, outbox_id = self._record(s, mb, nm, parsed, content_hash, result, target)
+        self._annotate(s, record_id, result, raw, content_hash)
         log.info("message_triaged", uid=nm.uid, record_id=record_id, decision=result.decision,
                  reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
                  missing=result.missing, examinations=result.examinations,
@@ -233,6 +245,7 @@ class Processor:
             case_id=case.id, followup=True)
         s.add(rec)
         s.flush()
+        self._annotate(s, rec.id, result, raw, content_hash)
         outbox_id = None
         if m.answer and m.decision in REPLY_KIND:
             merged = Result(decision=m.decision, missing=m.missing, examinations=m.examinations,

@@ -17,6 +17,7 @@ from sqlmodel import select
 from intake import logs
 from intake.config import Settings
 from intake.replies import Reply, render
+from intake.retention import purge
 from intake.store import Case, MessageRecord, OutboxEntry, Store, aware
 from intake.workdays import Calendar
 
@@ -57,6 +58,7 @@ class Scheduler:
             if self._digest_due(s, now, today):
                 self._digest(s, now, today)
                 done["digests"] += 1
+        done["purged"] = len(purge(self.settings, self.store, now))
         if any(done.values()):
             log.info("scheduler_run", **done, today=today.isoformat())
         return done

@@ -8,14 +8,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import sys
 from collections import Counter
+from email import message_from_bytes, policy
+from pathlib import Path
 
 from sqlmodel import select
 
+from intake import archive, logs
 from intake.config import Settings
 from intake.scheduler import Scheduler
-from intake.store import Case, MessageRecord, OutboxEntry, Store, aware, utcnow
+from intake.store import AuditEvent, Case, MessageRecord, OutboxEntry, Store, aware, utcnow
 
 OPEN = ("incomplete", "accepted")
 
@@ -110,6 +114,77 @@ class Staff:
         for (muni, exam), n in sorted(counts.items()):
             w.writerow([month, muni, exam, n])
         return buf.getvalue()
+
+
+def actor() -> str:
+    import getpass
+
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def audit(store: Store, action: str, case_ref: str | None, detail: str | None = None) -> None:
+    """Every look at personal data leaves a trace: in the store and in the log."""
+    who = actor()
+    with store.session() as s:
+        s.add(AuditEvent(actor=who, action=action, case_ref=case_ref, detail=detail))
+    logs.get("intake.audit").info("audit", actor=who, action=action, case=case_ref, detail=detail)
+
+
+def _archived(store: Store, ref: str) -> tuple[Case | None, list[MessageRecord]]:
+    with store.session() as s:
+        c = s.exec(select(Case).where(Case.ref == ref)).first()
+        recs = list(s.exec(select(MessageRecord).where(MessageRecord.case_id == c.id)
+                           .order_by(MessageRecord.id))) if c else []
+    return c, [r for r in recs if r.archive_path]
+
+
+def reveal(settings: Settings, ref: str, gnupghome: str | None) -> str | None:
+    """The full CPR number of a case, read from its archived message with the reader's key."""
+    from intake.triage import triage
+
+    store = Store(settings.store.url)
+    case, recs = _archived(store, ref)
+    if case is None:
+        return None
+    audit(store, "reveal", ref)
+    for r in recs:
+        result, _ = triage(archive.read(Path(r.archive_path), gnupghome), settings)
+        if result.cpr_digits:
+            return f"{result.cpr_digits[:6]}-{result.cpr_digits[6:]}"
+    return "(ikke i de arkiverede beskeder)"
+
+
+def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -> list[Path]:
+    """Write the case's messages and their attachments (safe file names) for a person with the
+    archive key."""
+    from intake.mimeparse import safe_filename
+
+    store = Store(settings.store.url)
+    case, recs = _archived(store, ref)
+    if case is None:
+        raise LookupError(ref)
+    audit(store, "export", ref, f"{len(recs)} messages to {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    written: list[Path] = []
+    for n, r in enumerate(recs, 1):
+        raw = archive.read(Path(r.archive_path), gnupghome)
+        settings_ = settings
+        if settings_.security.active:  # an encrypted referral: its decrypted content
+            from intake.triage import unwrapper_for
+
+            raw = unwrapper_for(settings_).unwrap(raw).raw
+        p = out_dir / f"{n:02d}-besked.eml"
+        p.write_bytes(raw)
+        written.append(p)
+        msg = message_from_bytes(raw, policy=policy.default)
+        for i, part in enumerate(msg.walk()):
+            if part.is_multipart() or part.get_content_disposition() != "attachment":
+                continue
+            name = safe_filename(part.get_filename(), part.get_content_type(), i)
+            target = out_dir / f"{n:02d}-{name}"
+            target.write_bytes(part.get_payload(decode=True) or b"")
+            written.append(target)
+    return written
 
 
 def requeue(settings: Settings, message_id: str | None, all_: bool) -> int:

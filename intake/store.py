@@ -47,6 +47,11 @@ class MessageRecord(SQLModel, table=True):
     filed_at: dt.datetime | None = None
     filed_folder: str | None = None  # where it is now
     followup: bool = False
+    encryption: str | None = None  # pgp | smime
+    signature_verdict: str | None = None  # valid | invalid | unknown_key
+    signer: str | None = None  # OpenPGP fingerprint or certificate subject
+    archive_path: str | None = None  # the raw message, encrypted to the archive key
+    purged_at: dt.datetime | None = None
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
 
 
@@ -73,6 +78,7 @@ class Case(SQLModel, table=True):
     due_date: dt.date | None = None  # SLA for accepted referrals
     closed_at: dt.datetime | None = None
     close_reason: str | None = None
+    purged_at: dt.datetime | None = None  # personal data and raw content removed (retention)
 
 
 class OutboxEntry(SQLModel, table=True):
@@ -93,6 +99,17 @@ class OutboxEntry(SQLModel, table=True):
     last_error: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     sent_at: dt.datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who saw personal data, when, in which case (cases show --reveal, export)."""
+    __tablename__ = "audit"
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow)
+    actor: str
+    action: str
+    case_ref: str | None = Field(default=None, index=True)
+    detail: str | None = None
 
 
 AUTO_REPLY_KINDS = ("acknowledgement", "missing_items", "redirect", "reminder", "closed_unanswered")
