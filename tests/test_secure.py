@@ -154,3 +154,16 @@ def test_forged_reply_to_or_sender_never_redirects_a_reply(headers, from_):
 def test_forged_from_display_name_gets_no_reply():
     r = decide(referral(from_='"mette.soerensen@aalborg.dk" <attacker@evil.example>'), Settings())
     assert r.reply is None and r.manual_reason == "sender_not_allowed"
+
+
+@pytest.mark.parametrize("tamper,verdict", [(False, "valid"), (True, "invalid")])
+def test_inline_clearsigned_pgp(pgp, settings, tamper, verdict):
+    signed = pgp.sender.sign(BODY.encode("utf-8"), keyid=pgp.muni_fpr, clearsign=True).data.decode("utf-8")
+    if tamper:
+        signed = signed.replace("Karen Lund", "Karen Lind")
+    raw = ("From: Mette <mette.soerensen@aalborg.dk>\r\nTo: socialmedicin@rn.dk\r\nSubject: Henvisning\r\n"
+           "Message-ID: <cs@aalborg.dk>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\n" + signed).encode("utf-8")
+    r = decide(raw, settings)
+    assert r.signature_verdict == verdict
+    assert (r.manual_reason == "bad_signature") == tamper
