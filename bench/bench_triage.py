@@ -37,23 +37,31 @@ HTML = """<html><body><p>Henvisning til <b>psykiatrisk speciallægeerklæring</b
 NAMES = ["Karen Lund", "Jens Peter Hansen", "Åse Nørby", "Mads Kristian Poulsen", "Fatima Yilmaz"]
 
 
+DOMAINS = ["aalborg.dk", "bronderslev.dk", "frederikshavn.dk", "hjoerring.dk", "jammerbugt.dk", "laesoe.dk",
+           "mariagerfjord.dk", "mors.dk", "rebild.dk", "thisted.dk", "vesthimmerland.dk"]
+
+
 def corpus(n: int, seed: int = 7) -> list[bytes]:
+    """Mixed referrals from many caseworkers (a few each, under the per-recipient reply limit)."""
     rnd = random.Random(seed)
     out = []
     for i in range(n):
+        sender = f"Sagsbehandler {i % 400} <sb{i % 400}@{DOMAINS[i % len(DOMAINS)]}>"
         name = rnd.choice(NAMES)
         cpr = f"{rnd.randint(1, 28):02d}{rnd.randint(1, 12):02d}{rnd.randint(40, 99):02d}-{rnd.randint(0, 3)}{rnd.randint(0, 999):03d}"
         kind = i % 5
         atts = [(f"Akt_{k}.pdf", PDF * rnd.randint(1, 40), "application/pdf") for k in range(rnd.randint(0, 4))]
         if kind == 0:
-            out.append(referral(BODY.replace("Karen Lund", name).replace("120385-1233", cpr), attachments=atts))
+            out.append(referral(BODY.replace("Karen Lund", name).replace("120385-1233", cpr), attachments=atts,
+                                from_=sender))
         elif kind == 1:
-            out.append(referral("", html=HTML.format(name=name, cpr=cpr), subject="Henvisning", attachments=atts))
+            out.append(referral("", html=HTML.format(name=name, cpr=cpr), subject="Henvisning", attachments=atts,
+                                from_=sender))
         elif kind == 2:
             out.append(referral(BODY.replace("Sociale og lægelige akter er vedhæftet.",
-                                             "Borgeren er i ressourceforløb."), attachments=atts))
+                                             "Borgeren er i ressourceforløb."), attachments=atts, from_=sender))
         elif kind == 3:
-            out.append(referral(BODY, headers={"Auto-Submitted": "auto-replied"}, attachments=[]))
+            out.append(referral(BODY, headers={"Auto-Submitted": "auto-replied"}, attachments=[], from_=sender))
         else:
             out.append(referral(BODY.replace("120385-1233", "ikke oplyst"), from_="x@gmail.com", attachments=atts))
     return out

@@ -68,7 +68,18 @@ class TriageConfig(_Section):
     limits: Limits = Field(default_factory=Limits)
 
 
-class MailboxConfig(_Section):
+class _Connection(_Section):
+    """What IMAP and SMTP share: plaintext is refused unless explicitly allowed."""
+
+    @model_validator(mode="after")
+    def _plaintext(self):  # noqa: ANN202
+        if self.security == "plain" and not self.allow_plaintext:
+            raise ValueError(f'{self._section}.security = "plain" is refused unless allow_plaintext = true')
+        return self
+
+
+class MailboxConfig(_Connection):
+    _section = "mailbox"
     host: str
     port: int = 993
     security: Security = "tls"
@@ -85,14 +96,9 @@ class MailboxConfig(_Section):
     fetch_batch: int = 50  # messages fetched, decided and committed together
     batch_bytes: int = 32 * 1024 * 1024  # and at most this many bytes of them at once
 
-    @model_validator(mode="after")
-    def _plaintext(self) -> "MailboxConfig":
-        if self.security == "plain" and not self.allow_plaintext:
-            raise ValueError('mailbox.security = "plain" is refused unless allow_plaintext = true')
-        return self
 
-
-class SmtpConfig(_Section):
+class SmtpConfig(_Connection):
+    _section = "smtp"
     host: str
     port: int = 587
     security: Security = "starttls"
@@ -104,16 +110,10 @@ class SmtpConfig(_Section):
     from_name: str = "Socialmedicinsk Enhed"
     timeout_seconds: float = 30.0
 
-    @model_validator(mode="after")
-    def _plaintext(self) -> "SmtpConfig":
-        if self.security == "plain" and not self.allow_plaintext:
-            raise ValueError('smtp.security = "plain" is refused unless allow_plaintext = true')
-        return self
-
 
 class StoreConfig(_Section):
     url: str = "sqlite:///intake.db"
-    hmac_key_file: Path | None = None  # secret for the keyed CPR hash; a built-in key otherwise
+    hmac_key_file: Path | None = None  # secret for the keyed CPR hash (see README for the default)
 
 
 class FoldersConfig(_Section):

@@ -269,8 +269,8 @@ class Processor:
     def _over_limit(self, s, addr: str) -> bool:  # noqa: ANN001
         lim = self.settings.reply_limits
         now = utcnow()
-        return (self.store.replies_to(s, addr, now - dt.timedelta(minutes=10)) >= lim.per_recipient_per_10_minutes
-                or self.store.replies_to(s, addr, now - dt.timedelta(days=1)) >= lim.per_recipient_per_day)
+        short, day = self.store.replies_to(s, addr, [now - dt.timedelta(minutes=10), now - dt.timedelta(days=1)])
+        return short >= lim.per_recipient_per_10_minutes or day >= lim.per_recipient_per_day
 
     def _enqueue(self, s, reply, dedupe: str, record_id: int | None, case_id: int | None) -> int | None:  # noqa: ANN001
         """Put a reply in the outbox (in the caller's transaction), once per dedupe key."""
@@ -452,8 +452,12 @@ class Daemon:
 
         worker = ImapWorker(self.settings, self.store, self.processor, notify, self.thread_stop,
                             self.prefer_move)
-        if once:
+        if once:  # replies leave while the inbox drains, then everything still pending
+            drained = asyncio.Event()
+            sender = asyncio.create_task(self.outbox.run(drained))
             ok = await asyncio.to_thread(worker.run, True)
+            drained.set()
+            await sender
             await asyncio.to_thread(self.scheduler.run, utcnow())
             await self.outbox.send_all()
             log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts(), ok=ok)

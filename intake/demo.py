@@ -15,7 +15,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 from intake.cpr import mask_text
-from intake.devservers import Dovecot, SmtpSink, TestCA
+from intake.devservers import Dovecot, SmtpSink, TestCA, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,29 +46,7 @@ def main(workdir: str | None = None, keep: bool = False) -> int:
         files = _examples()
         for f in files:
             dovecot.append(f.read_bytes())
-        pw = base / "imap-password"
-        pw.write_text(dovecot.users["socialmedicin"])
-        pw.chmod(0o600)
-        config = base / "intake.toml"
-        config.write_text(f"""# written by `intake demo`
-[mailbox]
-host = "localhost"
-port = {dovecot.imaps_port}
-security = "tls"
-ca_file = "{ca.ca_file}"
-username = "socialmedicin"
-password_file = "{pw}"
-
-[smtp]
-host = "localhost"
-port = {sink.port}
-security = "starttls"
-ca_file = "{ca.ca_file}"
-from_address = "socialmedicin@rn.dk"
-
-[store]
-url = "sqlite:///{base / 'intake.db'}"
-""")
+        config = write_config(base, dovecot, sink.port, ca, header="# written by `intake demo`")
         print(f"== {len(files)} eksempel-henvisninger lagt i INBOX på en lokal Dovecot (IMAPS :{dovecot.imaps_port})")
         print(f"== intake run --once --config {config}   (log: {base / 'intake.log'})")
         with open(base / "intake.log", "w") as log:

@@ -226,6 +226,39 @@ class Dovecot:
         return out
 
 
+def write_config(folder: Path, dovecot: "Dovecot", smtp_port: int, ca: TestCA, *, mailbox_extra: str = "",
+                 smtp_extra: str = "", extra: str = "", header: str = "") -> Path:
+    """An intake config (and its IMAP password file) for the daemon against these servers."""
+    pw = folder / "imap-password"
+    pw.write_text(dovecot.users["socialmedicin"] + "\n")
+    pw.chmod(0o600)
+    config = folder / "intake.toml"
+    config.write_text(f"""{header}
+[mailbox]
+host = "localhost"
+port = {dovecot.imaps_port}
+security = "tls"
+ca_file = "{ca.ca_file}"
+username = "socialmedicin"
+password_file = "{pw}"
+folder = "INBOX"
+{mailbox_extra}
+
+[smtp]
+host = "localhost"
+port = {smtp_port}
+security = "starttls"
+ca_file = "{ca.ca_file}"
+from_address = "socialmedicin@rn.dk"
+{smtp_extra}
+
+[store]
+url = "sqlite:///{folder / 'intake.db'}"
+{extra}
+""")
+    return config
+
+
 def _has_user(name: str) -> bool:
     try:
         pwd.getpwnam(name)

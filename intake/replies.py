@@ -10,7 +10,9 @@ from __future__ import annotations
 import email.utils
 import re
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
 from functools import lru_cache
 from pathlib import Path
 
@@ -49,11 +51,12 @@ class Reply:
             },
         }
 
-    def to_email(self, from_address: str, from_name: str, message_id: str) -> EmailMessage:
-        msg = EmailMessage()
-        msg["From"] = email.utils.formataddr((from_name, from_address))
+    def to_email(self, from_address: str, from_name: str, message_id: str) -> Message:
+        """The reply as a MIME message (the legacy API: a third of the cost of EmailMessage)."""
+        msg = MIMEText(self.body, "plain", "utf-8")
+        msg["From"] = email.utils.formataddr((from_name, from_address), charset="utf-8")
         msg["To"] = self.to
-        msg["Subject"] = self.subject
+        msg["Subject"] = self.subject if self.subject.isascii() else Header(self.subject, "utf-8")
         msg["Date"] = email.utils.formatdate(localtime=True)
         msg["Message-ID"] = message_id
         if self.in_reply_to:
@@ -62,7 +65,6 @@ class Reply:
             msg["References"] = " ".join(self.references)
         msg["Auto-Submitted"] = "auto-replied" if self.kind in REPLY_KINDS else "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
-        msg.set_content(self.body, charset="utf-8")
         return msg
 
 

@@ -169,15 +169,9 @@ class Unwrapper:
             f.write(signature)
             sig_path = f.name
         try:
-            v = self.gpg.verify_data(sig_path, data)
+            _verdict(out, self.gpg.verify_data(sig_path, data))
         finally:
             os.unlink(sig_path)
-        if v.valid:
-            out.verdict, out.signer = "valid", v.fingerprint
-        elif (v.status or "").lower() == "no public key" or v.key_status == "no public key":
-            out.verdict, out.signer = "unknown_key", v.key_id
-        else:
-            out.verdict, out.problem = "invalid", "bad_signature"
 
     def _pgp_verify_mime(self, out: Unwrapped, msg, boundary: str) -> None:  # noqa: ANN001
         parts = msg.get_payload() if msg.is_multipart() else []
@@ -205,13 +199,7 @@ class Unwrapper:
             if self.gpg is None:
                 out.verdict = "unknown_key"
                 return
-            v = self.gpg.verify(m.group(0))
-            if v.valid:
-                out.verdict, out.signer = "valid", v.fingerprint
-            elif (v.status or "").lower() == "no public key" or v.key_status == "no public key":
-                out.verdict, out.signer = "unknown_key", v.key_id
-            else:
-                out.verdict, out.problem = "invalid", "bad_signature"
+            _verdict(out, self.gpg.verify(m.group(0)))
 
     # --- S/MIME ------------------------------------------------------------------------------
     def _smime_decrypt(self, out: Unwrapped) -> bool:
@@ -271,6 +259,16 @@ class Unwrapper:
         signed = _first_part_bytes(out.raw, boundary)
         if signed is not None:
             out.raw = _with_outer(out.raw, signed)
+
+
+def _verdict(out: Unwrapped, v) -> None:  # noqa: ANN001 - gnupg.Verify
+    """valid / unknown_key (no public key to check with) / invalid (a bad signature)."""
+    if v.valid:
+        out.verdict, out.signer = "valid", v.fingerprint
+    elif (v.status or "").lower() == "no public key" or v.key_status == "no public key":
+        out.verdict, out.signer = "unknown_key", v.key_id
+    else:
+        out.verdict, out.problem = "invalid", "bad_signature"
 
 
 def _subject(cert_file: Path) -> str | None:

@@ -87,9 +87,9 @@ class OutboxEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str  # "reply:<Message-ID or content hash>": one reply per incoming message
     message_record_id: int | None = Field(default=None, foreign_key="messages.id")
-    case_id: int | None = Field(default=None, foreign_key="cases.id")
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     kind: str
-    to_addr: str
+    to_addr: str = Field(index=True)
     from_addr: str
     reply_message_id: str = Field(index=True)
     raw: bytes
@@ -185,10 +185,12 @@ class Store:
                 rec.filed_folder = folder
             s.add(rec)
 
-    def replies_to(self, s: Session, addr: str, since: dt.datetime) -> int:
-        return len(s.exec(select(OutboxEntry.id).where(
-            OutboxEntry.to_addr == addr, OutboxEntry.created_at >= since,
-            OutboxEntry.kind.in_(AUTO_REPLY_KINDS))).all())
+    def replies_to(self, s: Session, addr: str, windows: list[dt.datetime]) -> list[int]:
+        """How many automatic replies went to `addr` since each of `windows` (one query)."""
+        times = [aware(t) for t in s.exec(select(OutboxEntry.created_at).where(
+            OutboxEntry.to_addr == addr, OutboxEntry.created_at >= min(windows),
+            OutboxEntry.kind.in_(AUTO_REPLY_KINDS)))]
+        return [sum(t >= w for t in times) for w in windows]
 
     def reply_exists(self, s: Session, dedupe_key: str) -> bool:
         return s.exec(select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)).first() is not None

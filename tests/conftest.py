@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.devservers import DOVECOT_BIN, Dovecot, SmtpSink, TestCA, free_port
+from intake.devservers import DOVECOT_BIN, Dovecot, SmtpSink, TestCA, free_port, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,37 +53,11 @@ class Env:
     def __init__(self, tmp_path: Path, dovecot: Dovecot, smtp_port: int, ca: TestCA, extra: str = "") -> None:
         self.tmp = tmp_path
         self.dovecot = dovecot
-        pw = tmp_path / "imap-password"
-        pw.write_text(dovecot.users["socialmedicin"] + "\n")
         self.db = tmp_path / "intake.db"
-        self.config = tmp_path / "intake.toml"
-        self.config.write_text(f"""
-[mailbox]
-host = "localhost"
-port = {dovecot.imaps_port}
-security = "tls"
-ca_file = "{ca.ca_file}"
-username = "socialmedicin"
-password_file = "{pw}"
-folder = "INBOX"
-timeout_seconds = 10
-
-[smtp]
-host = "localhost"
-port = {smtp_port}
-security = "starttls"
-ca_file = "{ca.ca_file}"
-from_address = "socialmedicin@rn.dk"
-timeout_seconds = 5
-
-[store]
-url = "sqlite:///{self.db}"
-
-[outbox]
-retry_initial_seconds = 0.3
-retry_max_seconds = 1.0
-{extra}
-""")
+        self.config = write_config(
+            tmp_path, dovecot, smtp_port, ca, mailbox_extra="timeout_seconds = 10",
+            smtp_extra="timeout_seconds = 5",
+            extra="[outbox]\nretry_initial_seconds = 0.3\nretry_max_seconds = 1.0\n" + extra)
 
     def run_once(self, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "intake", "run", "--once", "--config", str(self.config)],
