@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -33,12 +34,28 @@ from intake.devservers import Dovecot, SmtpSink, TestCA, write_config  # noqa: E
 from tests.mailfactory import referral  # noqa: E402
 
 
-def latency(n: int) -> None:
-    base = Path(tempfile.mkdtemp(prefix="bench-lat-", dir="/tmp"))
+@contextmanager
+def servers(prefix: str):
+    """A private Dovecot and SMTP sink in a throwaway folder: (base, ca, dovecot, sink)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     base.chmod(0o755)
     ca = TestCA(base / "tls")
     dovecot = Dovecot(base / "dovecot", ca).start()
     sink = SmtpSink(ca).start()
+    try:
+        yield base, ca, dovecot, sink
+    finally:
+        sink.stop()
+        dovecot.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def latency(n: int) -> None:
+    with servers("bench-lat-") as (base, ca, dovecot, sink):
+        _latency(n, base, ca, dovecot, sink)
+
+
+def _latency(n: int, base: Path, ca: TestCA, dovecot: Dovecot, sink: SmtpSink) -> None:
     proc = None
     try:
         cfg = write_config(base, dovecot, sink.port, ca)
@@ -65,18 +82,10 @@ def latency(n: int) -> None:
         if proc:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-        sink.stop()
-        dovecot.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def drain(m: int) -> None:
-    base = Path(tempfile.mkdtemp(prefix="bench-drain-", dir="/tmp"))
-    base.chmod(0o755)
-    ca = TestCA(base / "tls")
-    dovecot = Dovecot(base / "dovecot", ca).start()
-    sink = SmtpSink(ca).start()
-    try:
+    with servers("bench-drain-") as (base, ca, dovecot, sink):
         msgs = corpus(m, seed=11)
         with dovecot.client() as c:
             for raw in msgs:
@@ -111,10 +120,6 @@ def drain(m: int) -> None:
             q = len(rss) // 4 or 1
             print(f"daemon RSS over the drain: start {rss[0]:.0f} MB, first quarter max {max(rss[:q]):.0f} MB, "
                   f"last quarter max {max(rss[-q:]):.0f} MB, peak {max(rss):.0f} MB ({len(rss)} samples)")
-    finally:
-        sink.stop()
-        dovecot.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 DEFAULT_MUNICIPALITIES: list[tuple[str, str]] = [
     ("Aalborg Kommune", "aalborg.dk"),
@@ -172,6 +172,7 @@ class SecurityConfig(_Section):
     archive_key_file: Path | None = None  # OpenPGP public key: raw messages encrypted at rest
     archive_dir: Path | None = None  # where encrypted raw messages are kept
     retention_days: int = 30  # raw content purged this long after a case is closed/redirected
+    _unwrapper: Any = PrivateAttr(default=None)  # built on first use (intake.triage)
 
     @property
     def active(self) -> bool:

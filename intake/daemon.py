@@ -150,7 +150,7 @@ class Processor:
         t0 = time.monotonic()
         content_hash = (hashlib.sha256(raw).hexdigest() if raw is not None
                         else f"unfetched:{nm.message_id or nm.uid}:{nm.size}")
-        rec = self.store.find_message(s, None, content_hash)
+        rec = self.store.find_message(s, content_hash)
         if rec is not None:  # decided before: a crash before filing, or a new UIDVALIDITY
             log.info("message_resumed", uid=nm.uid, record_id=rec.id, decision=rec.decision)
             kws = [f"sme-{rec.decision}"] + ([f"grund-{rec.reason}"] if rec.reason else [])
@@ -452,12 +452,8 @@ class Daemon:
 
         worker = ImapWorker(self.settings, self.store, self.processor, notify, self.thread_stop,
                             self.prefer_move)
-        if once:  # replies leave while the inbox drains, then everything still pending
-            drained = asyncio.Event()
-            sender = asyncio.create_task(self.outbox.run(drained))
+        if once:  # drain first, then send: a crash while filing never cuts a delivery short
             ok = await asyncio.to_thread(worker.run, True)
-            drained.set()
-            await sender
             await asyncio.to_thread(self.scheduler.run, utcnow())
             await self.outbox.send_all()
             log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts(), ok=ok)

@@ -98,9 +98,6 @@ class Mailbox:
         self.keywords_allowed = b"\\*" in perm
         return self.uidvalidity
 
-    def noop(self) -> None:
-        self._c().noop()
-
     # --- reading -----------------------------------------------------------------------------
     def new_messages(self, after_uid: int) -> list[NewMessage]:
         c = self._c()

@@ -154,13 +154,11 @@ class Store:
                 raise
 
     # --- messages --------------------------------------------------------------------------
-    def find_message(self, s: Session, message_id: str | None, content_hash: str) -> MessageRecord | None:
-        """A message seen before: same content, or same Message-ID (a resend, a new UIDVALIDITY)."""
-        live = MessageRecord.state != "requeued"
-        rec = s.exec(select(MessageRecord).where(MessageRecord.content_hash == content_hash, live)).first()
-        if rec is None and message_id:
-            rec = s.exec(select(MessageRecord).where(MessageRecord.message_id == message_id, live)).first()
-        return rec
+    def find_message(self, s: Session, content_hash: str) -> MessageRecord | None:
+        """A message decided before (a crash before filing, a new UIDVALIDITY); a resend with
+        other bytes is a new message, kept from a second reply by the outbox's dedupe key."""
+        return s.exec(select(MessageRecord).where(MessageRecord.content_hash == content_hash,
+                                                  MessageRecord.state != "requeued")).first()
 
     def mark_filed(self, record_ids: list[int], folder: str, uidvalidity: int, last_uid: int) -> None:
         """The messages are in their triage folders: record it and advance the checkpoint."""

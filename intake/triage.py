@@ -48,7 +48,6 @@ class Result:
     problem: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     message_id: str | None = None
-    references: list[str] = field(default_factory=list)
     sender: str | None = None
     municipality: str | None = None
     reply_to: str | None = None
@@ -288,7 +287,6 @@ def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
         r.encryption, r.signature, r.signature_verdict = unwrapped.encryption, unwrapped.signature, unwrapped.verdict
         r.signer, r.security_problem = unwrapped.signer, unwrapped.problem
     ctx.result.message_id = parsed.message_id
-    ctx.result.references = list(parsed.references)
     ctx.result.subject = parsed.subject
     for _name, step in PIPELINE:
         if step(ctx):
@@ -296,14 +294,12 @@ def run_pipeline(parsed: Parsed, settings: Settings, rules: Rules,
     return ctx.result
 
 
-_UNWRAPPERS: dict[int, Unwrapper] = {}
-
-
 def unwrapper_for(settings: Settings) -> Unwrapper:
-    key = id(settings.security)
-    if key not in _UNWRAPPERS:
-        _UNWRAPPERS[key] = Unwrapper(settings.security)
-    return _UNWRAPPERS[key]
+    """One Unwrapper (gpg handle, keys) per security configuration."""
+    sec = settings.security
+    if sec._unwrapper is None:
+        sec._unwrapper = Unwrapper(sec)
+    return sec._unwrapper
 
 
 def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = None, *,

@@ -9,6 +9,8 @@ from tests.mailfactory import BODY, PDF, plain, referral
 from tests.test_daemon import place
 
 NO_CPR = BODY.replace("CPR: 120385-1233\n", "")
+PROBLEM_LINE = "Problemstilling: Det ønskes belyst, hvordan borgerens koncentrationsbesvær påvirker arbejdsevnen.\n"
+NO_CPR_NO_PROBLEM = NO_CPR.replace(PROBLEM_LINE, "")
 
 
 def answer(reply: dict, new_text: str, *, attachments=None, outlook: bool = True,
@@ -66,9 +68,7 @@ def test_missing_cpr_answered_by_reply_completes_the_case(env: Env, dovecot, smt
 
 
 def test_answer_that_only_quotes_our_reply_is_still_incomplete(env: Env, dovecot, smtp):
-    body = NO_CPR.replace(
-        "Problemstilling: Det ønskes belyst, hvordan borgerens koncentrationsbesvær påvirker arbejdsevnen.\n", "")
-    dovecot.append(referral(body, message_id="<orig2@aalborg.dk>"))
+    dovecot.append(referral(NO_CPR_NO_PROBLEM, message_id="<orig2@aalborg.dk>"))
     env.run_once()
     first = smtp.wait_for(1)[0]
     assert "problemstilling" in first["message"].get_content()
@@ -88,9 +88,7 @@ def test_answer_that_only_quotes_our_reply_is_still_incomplete(env: Env, dovecot
 
 
 def test_one_reply_names_only_what_is_still_missing(env: Env, dovecot, smtp):
-    body = NO_CPR.replace(
-        "Problemstilling: Det ønskes belyst, hvordan borgerens koncentrationsbesvær påvirker arbejdsevnen.\n", "")
-    dovecot.append(referral(body, message_id="<orig3@aalborg.dk>"))
+    dovecot.append(referral(NO_CPR_NO_PROBLEM, message_id="<orig3@aalborg.dk>"))
     env.run_once()
     first = smtp.wait_for(1)[0]
     dovecot.append(answer(first, "CPR: 120385-1233\n\nMvh Mette", subject_prefix="AW: Re: "))
@@ -110,9 +108,7 @@ def test_subject_reference_alone_links_the_case(env: Env, dovecot, smtp):
 
 
 def test_mismatching_cpr_goes_to_a_person(env: Env, dovecot, smtp):
-    body = BODY.replace(
-        "Problemstilling: Det ønskes belyst, hvordan borgerens koncentrationsbesvær påvirker arbejdsevnen.\n", "")
-    dovecot.append(referral(body, message_id="<orig5@aalborg.dk>"))
+    dovecot.append(referral(BODY.replace(PROBLEM_LINE, ""), message_id="<orig5@aalborg.dk>"))
     env.run_once()
     first = smtp.wait_for(1)[0]
     dovecot.append(answer(first, "Problemstilling: Det ønskes belyst, om borgeren kan arbejde.\nCPR: 060781-1953"))
