@@ -174,10 +174,6 @@ class SecurityConfig(_Section):
     retention_days: int = 30  # raw content purged this long after a case is closed/redirected
     _unwrapper: Any = PrivateAttr(default=None)  # built on first use (intake.triage)
 
-    @property
-    def active(self) -> bool:
-        return bool(self.gnupghome or self.smime_cert_file or self.smime_ca_file)
-
 
 class Settings(_Section):
     mailbox: MailboxConfig | None = None

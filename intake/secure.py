@@ -88,6 +88,16 @@ def _first_part_bytes(raw: bytes, boundary: str) -> bytes | None:
     return part[:-1] if part.endswith(b"\r") else part
 
 
+_CRYPTO_TYPE = re.compile(rb"^content-type:\s*(?:multipart/(?:encrypted|signed)|application/(?:x-)?pkcs7-mime)",
+                          re.IGNORECASE | re.MULTILINE)
+
+
+def needs_unwrap(raw: bytes) -> bool:
+    """Cheap test before any parsing: a crypto content type at the top, or inline PGP."""
+    head, _ = _split(raw[:256 * 1024])
+    return bool(_CRYPTO_TYPE.search(head)) or b"-----BEGIN PGP " in raw
+
+
 class Unwrapper:
     def __init__(self, cfg: SecurityConfig) -> None:
         self.cfg = cfg

@@ -158,6 +158,8 @@ def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -
     """Write the case's messages and their attachments (safe file names) for a person with the
     archive key."""
     from intake.mimeparse import safe_filename
+    from intake.secure import needs_unwrap
+    from intake.triage import unwrapper_for
 
     store = Store(settings.store.url)
     case, recs = _archived(store, ref)
@@ -168,11 +170,8 @@ def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -
     written: list[Path] = []
     for n, r in enumerate(recs, 1):
         raw = archive.read(Path(r.archive_path), gnupghome)
-        settings_ = settings
-        if settings_.security.active:  # an encrypted referral: its decrypted content
-            from intake.triage import unwrapper_for
-
-            raw = unwrapper_for(settings_).unwrap(raw).raw
+        if needs_unwrap(raw):  # an encrypted or signed referral: its content
+            raw = unwrapper_for(settings).unwrap(raw).raw
         p = out_dir / f"{n:02d}-besked.eml"
         p.write_bytes(raw)
         written.append(p)

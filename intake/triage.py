@@ -23,7 +23,7 @@ from intake.machine import machine_reason
 from intake.mimeparse import Attachment, Parsed, parse
 from intake.replies import Reply, render
 from intake.rules import Rules, load_rules
-from intake.secure import Unwrapped, Unwrapper, authentication_verdict
+from intake.secure import Unwrapped, Unwrapper, authentication_verdict, needs_unwrap
 
 DECISIONS = ("accepted", "incomplete", "redirect", "manual", "ignored")
 MISSING_ORDER = ("name", "cpr", "examination", "problem", "attachments")
@@ -311,7 +311,7 @@ def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = N
     if rules is None:
         rules = load_rules(settings.triage.rules_file)
     try:
-        unwrapped = unwrapper_for(settings).unwrap(raw) if settings.security.active else None
+        unwrapped = unwrapper_for(settings).unwrap(raw) if needs_unwrap(raw) else None
         parsed = parse(unwrapped.raw if unwrapped else raw, settings.triage.limits)
         result = run_pipeline(parsed, settings, rules, today, ignore_lines, unwrapped)
         if render_reply:

@@ -167,3 +167,21 @@ def test_inline_clearsigned_pgp(pgp, settings, tamper, verdict):
     r = decide(raw, settings)
     assert r.signature_verdict == verdict
     assert (r.manual_reason == "bad_signature") == tamper
+
+
+def test_intake_triage_decrypts_when_the_config_names_the_keys(pgp, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    f = tmp_path / "enc.eml"
+    f.write_bytes(pgp_mime_encrypted(pgp, referral()))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[security]\ngnupghome = "{pgp.home}"\n')
+    p = subprocess.run([sys.executable, "-m", "intake", "triage", "--json", "--config", str(cfg), str(f)],
+                       capture_output=True, text=True, timeout=60)
+    d = json.loads(p.stdout)
+    assert (d["decision"], d["encryption"], d["signature"]["verdict"]) == ("accepted", "pgp", "valid")
+    p = subprocess.run([sys.executable, "-m", "intake", "triage", "--json", str(f)], capture_output=True, text=True)
+    d = json.loads(p.stdout)  # no keys configured: encrypted mail goes to a person
+    assert (d["decision"], d["manual_reason"], d["reply"]) == ("manual", "undecryptable", None)
