@@ -226,6 +226,45 @@ class Dovecot:
         return out
 
 
+class Postgres:
+    """A private PostgreSQL cluster (Debian's postgresql package) on a free loopback port."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bin = bins[-1].parent
+        self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def start(self) -> "Postgres":
+        self.base.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(self.user)
+            os.chown(self.base, user.pw_uid, user.pw_gid)
+        self._run("initdb", "-D", str(self.base / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        self._run("pg_ctl", "-D", str(self.base / "data"), "-l", str(self.base / "pg.log"), "-w", "-o",
+                  f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
+        except Exception:
+            pass
+
+
 def write_config(folder: Path, dovecot: "Dovecot", smtp_port: int, ca: TestCA, *, mailbox_extra: str = "",
                  smtp_extra: str = "", extra: str = "", header: str = "") -> Path:
     """An intake config (and its IMAP password file) for the daemon against these servers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
 import signal
 import sqlite3
@@ -287,3 +288,31 @@ def test_reconnects_after_the_imap_server_restarts(env: Env, dovecot, smtp):
         out, _ = proc.communicate(timeout=30)
     evs = [e["event"] for e in events(out)]
     assert "imap_error" in evs and evs.count("imap_connected") >= 2
+
+
+def test_postgresql_store(tmp_path, dovecot, smtp, ca):
+    """The same drain with the store in a real PostgreSQL (any SQLAlchemy URL by config)."""
+    from intake.devservers import Postgres
+    from tests.conftest import tempfile_dir
+
+    pg = Postgres(Path(tempfile_dir()) / f"pg-{tmp_path.name}").start()
+    try:
+        env = Env(tmp_path, dovecot, smtp.port, ca,
+                  extra=f'[store]\nurl = "{pg.url}"\nhmac_key_file = "{tmp_path / "hmac"}"\n')
+        (tmp_path / "hmac").write_text("k" * 64)
+        env.config.write_text(env.config.read_text().replace(f'[store]\nurl = "sqlite:///{env.db}"\n', ""))
+        msgs = corpus()
+        for raw, _ in msgs.values():
+            dovecot.append(raw)
+        p = env.run_once()
+        assert p.returncode == 0, p.stderr
+        folders = place(dovecot.folder_messages())
+        for key, (raw, decision) in msgs.items():
+            assert [n for n, raws in folders.items() if norm(raw) in raws] == [FOLDERS[decision]], key
+        assert len(smtp.wait_for(4)) == 4
+        assert env.run_once().returncode == 0
+        time.sleep(0.3)
+        assert len(smtp.messages) == 4
+        assert not env.db.exists()
+    finally:
+        pg.stop()
