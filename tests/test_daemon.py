@@ -292,10 +292,14 @@ def test_reconnects_after_the_imap_server_restarts(env: Env, dovecot, smtp):
 
 def test_postgresql_store(tmp_path, dovecot, smtp, ca):
     """The same drain with the store in a real PostgreSQL (any SQLAlchemy URL by config)."""
+    import shutil
+    import tempfile
+
     from intake.devservers import Postgres
     from tests.conftest import tempfile_dir
 
-    pg = Postgres(Path(tempfile_dir()) / f"pg-{tmp_path.name}").start()
+    base = Path(tempfile.mkdtemp(prefix="pg-", dir=tempfile_dir()))
+    pg = Postgres(base).start()
     try:
         env = Env(tmp_path, dovecot, smtp.port, ca,
                   extra=f'[store]\nurl = "{pg.url}"\nhmac_key_file = "{tmp_path / "hmac"}"\n')
@@ -316,3 +320,4 @@ def test_postgresql_store(tmp_path, dovecot, smtp, ca):
         assert not env.db.exists()
     finally:
         pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
