@@ -321,3 +321,32 @@ def test_postgresql_store(tmp_path, dovecot, smtp, ca):
     finally:
         pg.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_stalled_imap_connection_is_detected_and_renewed(env: Env, dovecot, smtp):
+    """The server process behind the daemon's connection freezes (SIGSTOP): no answer within
+    timeout_seconds (10 s here) must end that connection and open a new one."""
+    import psutil
+
+    proc = env.start()
+    frozen = []
+    try:
+        time.sleep(2.0)  # connected and idling
+        master = psutil.Process(dovecot.proc.pid)
+        frozen = [p for p in master.children(recursive=True) if p.name() == "imap"]
+        assert frozen, "no imap session process found"
+        for p in frozen:
+            p.suspend()
+        time.sleep(0.5)
+        dovecot.append(referral(message_id="<stall@aalborg.dk>"))
+        assert len(smtp.wait_for(1, timeout=60)) == 1
+    finally:
+        for p in frozen:
+            try:
+                p.resume()
+            except psutil.Error:
+                pass
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    evs = [e["event"] for e in events(out)]
+    assert "imap_error" in evs and evs.count("imap_connected") >= 2
