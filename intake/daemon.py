@@ -453,7 +453,11 @@ class Daemon:
         worker = ImapWorker(self.settings, self.store, self.processor, notify, self.thread_stop,
                             self.prefer_move)
         if once:  # drain first, then send: a crash while filing never cuts a delivery short
-            ok = await asyncio.to_thread(worker.run, True)
+            try:
+                ok = await asyncio.to_thread(worker.run, True)
+            except Exception as e:  # the store, a bug: say so, exit non-zero
+                log.error("imap_worker_failed", error=type(e).__name__)
+                return 1
             await asyncio.to_thread(self.scheduler.run, utcnow())
             await self.outbox.send_all()
             log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts(), ok=ok)
@@ -461,12 +465,22 @@ class Daemon:
         outbox_task = asyncio.create_task(self.outbox.run(stop))
         scheduler_task = asyncio.create_task(self._schedule(stop))
         imap_task = asyncio.create_task(asyncio.to_thread(worker.run, False))
-        await stop.wait()
-        await imap_task
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, imap_task], return_when=asyncio.FIRST_COMPLETED)
+        failed = None
+        if imap_task.done() and imap_task.exception() is not None:
+            # not a connection problem (those are retried): the store, a bug. Exit non-zero,
+            # systemd restarts us; every message is still in the inbox or in the store.
+            failed = imap_task.exception()
+            log.error("imap_worker_failed", error=type(failed).__name__)
+        self.thread_stop.set()
+        stop.set()
+        if not imap_task.done():
+            await imap_task
         await outbox_task
         await scheduler_task
         log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts())
-        return 0
+        return 1 if failed else 0
 
 
     async def _schedule(self, stop: asyncio.Event) -> None:

@@ -350,3 +350,19 @@ def test_a_stalled_imap_connection_is_detected_and_renewed(env: Env, dovecot, sm
         out, _ = proc.communicate(timeout=60)
     evs = [e["event"] for e in events(out)]
     assert "imap_error" in evs and evs.count("imap_connected") >= 2
+
+
+def test_a_broken_store_stops_the_daemon_with_an_error_and_loses_nothing(env: Env, dovecot, smtp):
+    """Not a connection problem: exit non-zero (systemd restarts it), mail stays in the inbox."""
+    dovecot.append(referral(message_id="<ro@aalborg.dk>"))
+    assert env.run_once().returncode == 0  # creates the store
+    dovecot.append(referral(message_id="<ro2@aalborg.dk>"))
+    con = sqlite3.connect(env.db)
+    con.execute("CREATE TRIGGER no_more BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    con.commit()
+    con.close()
+    proc = env.start()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert any(e["event"] == "imap_worker_failed" for e in events(out))
+    assert len(place(dovecot.folder_messages())["INBOX"]) == 1
