@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,18 @@ PIPELINE: tuple[tuple[str, Step], ...] = (
 )
 
 
+_REPLY_PREFIXES = re.compile(
+    r"^(?:\s*(?:re|sv|aw|vs|fw|fwd|wg|antw)\s*:|\s*\[SME-\d{4}-\d{5,}\]|\s*(?:henvisning modtaget|"
+    r"henvisningen mangler oplysninger|sendes via mediconnect proces)\s*(?:\[SME-\d{4}-\d{5,}\])?\s*:)+",
+    re.IGNORECASE)
+
+
+def original_subject(subject: str) -> str:
+    """The sender's own subject, without reply prefixes or our earlier reply's subject around it
+    (so a thread's subject does not grow with every answer)."""
+    return _REPLY_PREFIXES.sub("", subject).strip() or subject.strip()
+
+
 def _received(parsed: Parsed) -> str | None:
     try:
         d = email.utils.parsedate_to_datetime(parsed.header("date") or "")
@@ -252,7 +265,7 @@ def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rul
                         else [None] * attachment_count),
         "missing": result.missing,
         "redirect_reason": result.redirect_reason,
-        "original_subject": parsed.subject[:120],
+        "original_subject": original_subject(parsed.subject)[:120],
         "received": _received(parsed),
         "case_ref": case_ref,
         "due_date": due_date,

@@ -573,3 +573,16 @@ def test_broken_mime_never_crashes(raw):
 def test_garbage_after_valid_headers_is_a_referral_missing_everything():
     raw = b"From: A <a@aalborg.dk>\r\nSubject: x\r\n\r\n" + bytes(range(256)) * 100
     assert decide(raw).decision == "incomplete"
+
+
+@pytest.mark.parametrize("subject,expected", [
+    ("Henvisning til psykologisk undersøgelse", "Henvisning til psykologisk undersøgelse"),
+    ("SV: Henvisningen mangler oplysninger [SME-2026-00001]: Henvisning til psykologisk undersøgelse",
+     "Henvisning til psykologisk undersøgelse"),
+    ("AW: Re: VS: Henvisning modtaget [SME-2026-00012]: Henvisning", "Henvisning"),
+    ("Re: [SME-2026-00003] CPR-nummer", "CPR-nummer"),
+    ("Re:", "Re:"),
+])
+def test_reply_subjects_do_not_grow_along_a_thread(subject, expected):
+    from intake.triage import original_subject
+    assert original_subject(subject) == expected
