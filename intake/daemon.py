@@ -288,10 +288,14 @@ class Processor:
 
     def refile(self, mb: Mailbox) -> None:
         """Move earlier messages of a case to the folder its latest decision chose."""
+        folders = self.settings.folders
+        decision_of = {getattr(folders, d): d for d in ("accepted", "incomplete", "redirect", "manual", "ignored")}
         for rec in self.store.pending_refiles():
             src, dst = rec.filed_folder, rec.target_folder
+            old = [f"sme-{rec.decision}"] + [f"mangler-{m}" for m in rec.missing.split(",") if m]
+            new = [f"sme-{decision_of.get(dst, 'manual')}"]
             moved = bool(src and src != dst and rec.message_id
-                         and mb.move_by_message_id(src, rec.message_id, dst))
+                         and mb.move_by_message_id(src, rec.message_id, dst, add=new, remove=old))
             self.store.refiled(rec.id, dst if (moved or src == dst) else src)
             log.info("message_refiled", record_id=rec.id, folder=dst if moved else src, moved=moved)
 

@@ -35,6 +35,49 @@ def _subject(raw: bytes) -> str:
         return "(ulæselig)"
 
 
+def _run_once(config: Path, base: Path) -> int:
+    print(f"== intake run --once --config {config}   (log: {base / 'intake.log'})")
+    with open(base / "intake.log", "a") as log:
+        p = subprocess.run([sys.executable, "-m", "intake", "run", "--once", "--config", str(config)],
+                           stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    print(f"   exit {p.returncode}")
+    return p.returncode
+
+
+def _show_folders(dovecot: Dovecot) -> None:
+    print("\n== Triage-mapper")
+    for name, msgs in sorted(dovecot.folder_messages().items()):
+        print(f"  {name}: {len(msgs)}")
+        for raw, flags in msgs:
+            kws = " ".join(f.decode() for f in flags if not f.startswith(b"\\"))
+            print(f"     - {_subject(raw)[:70]}   [{kws}]")
+
+
+def _show_reply(m) -> None:  # noqa: ANN001
+    print(f"\n  Til: {m['To']}\n  Emne: {m['Subject']}\n  Auto-Submitted: {m['Auto-Submitted']}")
+    body = m.get_content().strip().splitlines()
+    for line in body[:14]:
+        print(f"  | {line}")
+    if len(body) > 14:
+        print(f"  | … ({len(body) - 14} linjer mere)")
+
+
+def _answer(reply) -> bytes:  # noqa: ANN001
+    """A caseworker's answer: the CPR number on top, our mail quoted below (Outlook style)."""
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = reply["To"]
+    msg["To"] = "socialmedicin@rn.dk"
+    msg["Subject"] = "SV: " + str(reply["Subject"])
+    msg["Message-ID"] = "<demo-answer@hjoerring.dk>"
+    msg["In-Reply-To"] = reply["Message-ID"]
+    msg["References"] = reply["Message-ID"]
+    msg.set_content("Hej\n\nCPR-nummeret er 120385-1233.\n\nMvh\n\nFra: Socialmedicinsk Enhed\n"
+                    f"Sendt: {reply['Date']}\nEmne: {reply['Subject']}\n\n" + reply.get_content())
+    return msg.as_bytes()
+
+
 def main(workdir: str | None = None, keep: bool = False) -> int:
     base = Path(workdir or tempfile.mkdtemp(prefix="intake-demo-", dir="/tmp"))
     base.mkdir(parents=True, exist_ok=True)
@@ -48,28 +91,22 @@ def main(workdir: str | None = None, keep: bool = False) -> int:
             dovecot.append(f.read_bytes())
         config = write_config(base, dovecot, sink.port, ca, header="# written by `intake demo`")
         print(f"== {len(files)} eksempel-henvisninger lagt i INBOX på en lokal Dovecot (IMAPS :{dovecot.imaps_port})")
-        print(f"== intake run --once --config {config}   (log: {base / 'intake.log'})")
-        with open(base / "intake.log", "w") as log:
-            p = subprocess.run([sys.executable, "-m", "intake", "run", "--once", "--config", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        print(f"   exit {p.returncode}\n")
-        print("== Triage-mapper")
-        for name, msgs in sorted(dovecot.folder_messages().items()):
-            print(f"  {name}: {len(msgs)}")
-            for raw, flags in msgs:
-                kws = " ".join(f.decode() for f in flags if not f.startswith(b"\\"))
-                print(f"     - {_subject(raw)[:70]}   [{kws}]")
+        rc = _run_once(config, base)
+        _show_folders(dovecot)
         replies = sink.wait_for(1, timeout=5)
         print(f"\n== Svar sendt via SMTP: {len(replies)}  (gemt i {base / 'replies'})")
         for r in replies:
-            m = r["message"]
-            print(f"\n  Til: {m['To']}\n  Emne: {m['Subject']}\n  Auto-Submitted: {m['Auto-Submitted']}")
-            body = m.get_content().strip().splitlines()
-            for line in body[:14]:
-                print(f"  | {line}")
-            if len(body) > 14:
-                print(f"  | … ({len(body) - 14} linjer mere)")
-        return p.returncode
+            _show_reply(r["message"])
+        asked = next((r["message"] for r in replies if "mangler" in str(r["message"]["Subject"])
+                      and "CPR-nummer" in r["message"].get_content()), None)
+        if asked is not None and rc == 0:
+            print("\n== Opfølgning: sagsbehandleren svarer på vores mail med CPR-nummeret")
+            dovecot.append(_answer(asked))
+            rc = _run_once(config, base)
+            for r in sink.wait_for(len(replies) + 1, timeout=5)[len(replies):]:
+                _show_reply(r["message"])
+            _show_folders(dovecot)
+        return rc
     finally:
         sink.stop()
         dovecot.stop()

@@ -160,14 +160,24 @@ class Mailbox:
         else:
             c.expunge()
 
-    def move_by_message_id(self, src: str, message_id: str, dst: str) -> bool:
-        """Move the message(s) with this Message-ID from folder `src` to `dst`."""
+    def move_by_message_id(self, src: str, message_id: str, dst: str,
+                           add: list[str] = (), remove: list[str] = ()) -> bool:
+        """Move the message(s) with this Message-ID from folder `src` to `dst`, changing their
+        keywords on the way (`remove` the old decision's, `add` the new one's)."""
         c = self._c()
         c.select_folder(self.server_folder(src))
         try:
-            uids = c.search(["HEADER", "Message-ID", message_id])
+            uids = list(c.search(["HEADER", "Message-ID", message_id]))
+            if uids and self.keywords_allowed:
+                try:
+                    if remove:
+                        c.remove_flags(uids, [keyword(k) for k in remove], silent=True)
+                    if add:
+                        c.add_flags(uids, [keyword(k) for k in add], silent=True)
+                except IMAPClientError:
+                    pass
             if uids:
-                self.file(list(uids), dst, [None] * len(uids))
+                self.file(uids, dst, [None] * len(uids))
             return bool(uids)
         finally:
             c.select_folder(self.cfg.folder)

@@ -61,6 +61,8 @@ def test_missing_cpr_answered_by_reply_completes_the_case(env: Env, dovecot, smt
     folders = place(dovecot.folder_messages())
     assert folders["Triage/Mangler"] == [] and len(folders["Triage/Klar"]) == 2
     assert folders["INBOX"] == []
+    for _raw, flags in dovecot.folder_messages()["Triage/Klar"]:  # keywords follow the case
+        assert b"sme-accepted" in flags and b"sme-incomplete" not in flags and b"mangler-cpr" not in flags
     # nothing more on another run
     env.run_once()
     time.sleep(0.3)
