@@ -7,6 +7,7 @@ from pathlib import Path
 import re
 import signal
 import sqlite3
+import subprocess
 import time
 from email import message_from_bytes, policy
 
@@ -48,7 +49,8 @@ def events(stdout: str) -> list[dict]:
     return [json.loads(ln) for ln in stdout.splitlines() if ln.startswith("{")]
 
 
-def test_once_drains_into_the_right_folders_with_the_right_replies(env: Env, dovecot, smtp):
+def drain_corpus(env: Env, dovecot) -> subprocess.CompletedProcess:
+    """The corpus through `--once`: every message in exactly its decision's folder."""
     msgs = corpus()
     for raw, _ in msgs.values():
         dovecot.append(raw)
@@ -59,6 +61,11 @@ def test_once_drains_into_the_right_folders_with_the_right_replies(env: Env, dov
     for key, (raw, decision) in msgs.items():
         holders = [name for name, raws in folders.items() if norm(raw) in raws]
         assert holders == [FOLDERS[decision]], (key, holders)
+    return p
+
+
+def test_once_drains_into_the_right_folders_with_the_right_replies(env: Env, dovecot, smtp):
+    p = drain_corpus(env, dovecot)
     replies = smtp.wait_for(4, timeout=10)
     assert len(replies) == 4  # accepted x2, incomplete, redirect
     kinds = sorted(r["message"]["Subject"].split(" [")[0] for r in replies)
@@ -305,14 +312,7 @@ def test_postgresql_store(tmp_path, dovecot, smtp, ca):
                   extra=f'[store]\nurl = "{pg.url}"\nhmac_key_file = "{tmp_path / "hmac"}"\n')
         (tmp_path / "hmac").write_text("k" * 64)
         env.config.write_text(env.config.read_text().replace(f'[store]\nurl = "sqlite:///{env.db}"\n', ""))
-        msgs = corpus()
-        for raw, _ in msgs.values():
-            dovecot.append(raw)
-        p = env.run_once()
-        assert p.returncode == 0, p.stderr
-        folders = place(dovecot.folder_messages())
-        for key, (raw, decision) in msgs.items():
-            assert [n for n, raws in folders.items() if norm(raw) in raws] == [FOLDERS[decision]], key
+        drain_corpus(env, dovecot)
         assert len(smtp.wait_for(4)) == 4
         assert env.run_once().returncode == 0
         time.sleep(0.3)
