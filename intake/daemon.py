@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
 import hashlib
 import os
 import secrets
@@ -36,7 +35,7 @@ from intake.config import ConfigError, Settings, load_settings, read_secret
 from intake.cpr import keyed_hash
 from intake.mimeparse import Parsed
 from intake.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
-from intake.outbox import Outbox
+from intake.outbox import Outbox, enqueue
 from intake.rules import Rules, load_rules
 from intake.scheduler import Scheduler
 from intake.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
@@ -75,7 +74,7 @@ def local_date(when: dt.datetime, tz: str) -> dt.date:
 
 def _keywords(result: Result) -> list[str]:
     kw = [f"sme-{result.decision}"]
-    reason = result.manual_reason or result.redirect_reason or result.ignored_reason
+    reason = result.reason
     if reason:
         kw.append(f"grund-{reason}")
     kw += [f"mangler-{m}" for m in result.missing]
@@ -102,14 +101,12 @@ class Processor:
         self.store = store
         self.rules = rules
         self.hmac_key = hmac_key
-        self.reply_domain = settings.reply_from.rpartition("@")[2] or "localhost"
         self.calendar = Calendar(settings.cases.extra_closed_days)
         sec = settings.security
         self.archive = Archive(sec.archive_key_file, sec.archive_dir) if sec.archive_key_file and sec.archive_dir else None
 
-    def _annotate(self, s, record_id: int, result: Result, raw: bytes | None, content_hash: str) -> None:  # noqa: ANN001
+    def _annotate(self, s, rec: MessageRecord, result: Result, raw: bytes | None, content_hash: str) -> None:  # noqa: ANN001
         """Security verdicts with the message, and its raw bytes encrypted to the archive key."""
-        rec = s.get(MessageRecord, record_id)
         rec.encryption, rec.signature_verdict, rec.signer = result.encryption, result.signature_verdict, result.signer
         if self.archive is not None and raw is not None:
             rec.archive_path = str(self.archive.store(content_hash, raw))
@@ -170,10 +167,11 @@ class Processor:
                 and self._over_limit(s, result.reply_to)):
             result.decision, result.manual_reason, result.missing = "manual", "reply_limit", []
         target = self.settings.folders.for_decision(result.decision)
-        record_id, case, outbox_id = self._record(s, mb, nm, parsed, content_hash, result, target)
-        self._annotate(s, record_id, result, raw, content_hash)
+        rec, case, outbox_id = self._record(s, mb, nm, parsed, content_hash, result, target)
+        self._annotate(s, rec, result, raw, content_hash)
+        record_id = rec.id
         log.info("message_triaged", uid=nm.uid, record_id=record_id, decision=result.decision,
-                 reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
+                 reason=result.reason,
                  missing=result.missing, examinations=result.examinations,
                  case=case, outbox_id=outbox_id, attachments=len(result.attachments),
                  size=nm.size, ms=round((time.monotonic() - t0) * 1000, 1),
@@ -245,7 +243,7 @@ class Processor:
             case_id=case.id, followup=True)
         s.add(rec)
         s.flush()
-        self._annotate(s, rec.id, result, raw, content_hash)
+        self._annotate(s, rec, result, raw, content_hash)
         outbox_id = None
         if m.answer and m.decision in REPLY_KIND:
             merged = Result(decision=m.decision, missing=m.missing, examinations=m.examinations,
@@ -253,7 +251,7 @@ class Processor:
                             message_id=result.message_id)
             reply = build_reply(merged, parsed, self.settings, self.rules, case_ref=case.ref,
                                 attachment_count=m.attachments)
-            outbox_id = self._enqueue(s, reply, f"reply:{result.message_id or content_hash}", rec.id, case.id)
+            outbox_id = enqueue(self.store, s, self.settings, reply, f"reply:{result.message_id or content_hash}", rec.id, case.id)
         kws = [f"sme-{m.decision}", "opfoelgning"] + ([f"grund-{m.manual_reason}"] if m.manual_reason else [])
         kws += [f"mangler-{x}" for x in m.missing]
         log.info("followup_merged", uid=nm.uid, record_id=rec.id, case=case.ref, decision=m.decision,
@@ -272,20 +270,6 @@ class Processor:
         short, day = self.store.replies_to(s, addr, [now - dt.timedelta(minutes=10), now - dt.timedelta(days=1)])
         return short >= lim.per_recipient_per_10_minutes or day >= lim.per_recipient_per_day
 
-    def _enqueue(self, s, reply, dedupe: str, record_id: int | None, case_id: int | None) -> int | None:  # noqa: ANN001
-        """Put a reply in the outbox (in the caller's transaction), once per dedupe key."""
-        if reply is None or self.store.reply_exists(s, dedupe):
-            return None
-        mid = email.utils.make_msgid(domain=self.reply_domain)
-        smtp = self.settings.smtp
-        msg = reply.to_email(self.settings.reply_from, smtp.from_name if smtp else "", mid)
-        entry = OutboxEntry(dedupe_key=dedupe, message_record_id=record_id, case_id=case_id,
-                            kind=reply.kind, to_addr=reply.to, from_addr=self.settings.reply_from,
-                            reply_message_id=mid, raw=msg.as_bytes())
-        s.add(entry)
-        s.flush()
-        return entry.id
-
     def refile(self, mb: Mailbox) -> None:
         """Move earlier messages of a case to the folder its latest decision chose."""
         folders = self.settings.folders
@@ -300,13 +284,13 @@ class Processor:
             log.info("message_refiled", record_id=rec.id, folder=dst if moved else src, moved=moved)
 
     def _record(self, s, mb: Mailbox, nm: NewMessage, parsed: Parsed | None, content_hash: str,  # noqa: ANN001
-                result: Result, target: str) -> tuple[int, str | None, int | None]:
+                result: Result, target: str) -> tuple[MessageRecord, str | None, int | None]:
         """Message, case and outbox entry, in the caller's transaction."""
         rec = MessageRecord(
             message_id=result.message_id or nm.message_id, content_hash=content_hash,
             folder=mb.cfg.folder, uidvalidity=mb.uidvalidity, uid=nm.uid, size=nm.size,
             decision=result.decision,
-            reason=result.manual_reason or result.redirect_reason or result.ignored_reason,
+            reason=result.reason,
             missing=",".join(result.missing), examinations=",".join(result.examinations),
             attachments=len(result.attachments), sender=result.sender,
             municipality=result.municipality, target_folder=target)
@@ -335,9 +319,9 @@ class Processor:
         if parsed is not None:
             reply = build_reply(result, parsed, self.settings, self.rules,
                                 case_ref=case.ref if case else None)
-            outbox_id = self._enqueue(s, reply, f"reply:{result.message_id or content_hash}",
+            outbox_id = enqueue(self.store, s, self.settings, reply, f"reply:{result.message_id or content_hash}",
                                       rec.id, case.id if case else None)
-        return rec.id, (case.ref if case else None), outbox_id
+        return rec, (case.ref if case else None), outbox_id
 
 
 class ImapWorker:

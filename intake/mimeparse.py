@@ -68,7 +68,6 @@ class Parsed:
     content_type: str = "text/plain"
     text: str = ""
     attachments: list[Attachment] = field(default_factory=list)
-    parts: int = 0
 
     def header(self, name: str) -> str | None:
         v = self.headers.get(name.lower())
@@ -288,7 +287,6 @@ def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) 
     texts: list[str] = []
     size = 0
     for part, parent in _iter_parts(msg, limits.max_parts):
-        p.parts += 1
         if part.is_multipart():
             continue
         ctype, params = _content_type(part)

@@ -10,15 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 
 import aiosmtplib
 
 from intake import failpoints, logs
-from intake.config import OutboxConfig, SmtpConfig, read_secret
+from intake.config import OutboxConfig, Settings, SmtpConfig, read_secret
+from intake.replies import Reply
 from intake.store import OutboxEntry, Store, utcnow
 from intake.tls import client_context
 
 log = logs.get("intake.outbox")
+
+
+def enqueue(store: Store, s, settings: Settings, reply: Reply | None, dedupe: str,  # noqa: ANN001
+            record_id: int | None = None, case_id: int | None = None) -> int | None:
+    """Put a mail in the outbox, in the caller's transaction, at most once per dedupe key."""
+    if reply is None or store.reply_exists(s, dedupe):
+        return None
+    domain = settings.reply_from.rpartition("@")[2] or "localhost"
+    mid = email.utils.make_msgid(domain=domain)
+    msg = reply.to_email(settings.reply_from, settings.smtp.from_name if settings.smtp else "", mid)
+    entry = OutboxEntry(dedupe_key=dedupe, message_record_id=record_id, case_id=case_id, kind=reply.kind,
+                        to_addr=reply.to, from_addr=settings.reply_from, reply_message_id=mid,
+                        raw=msg.as_bytes())
+    s.add(entry)
+    s.flush()
+    return entry.id
 
 
 def backoff(attempts: int, cfg: OutboxConfig) -> float:

@@ -9,13 +9,13 @@ once however often it runs and across restarts. The daemon runs it every minute;
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
 from intake import logs
 from intake.config import Settings
+from intake.outbox import enqueue
 from intake.replies import Reply, render
 from intake.retention import purge
 from intake.store import Case, MessageRecord, OutboxEntry, Store, aware
@@ -31,7 +31,6 @@ class Scheduler:
         self.cfg = settings.cases
         self.calendar = Calendar(self.cfg.extra_closed_days)
         self.tz = ZoneInfo(self.cfg.timezone)
-        self.domain = settings.reply_from.rpartition("@")[2] or "localhost"
 
     def local(self, when: dt.datetime) -> dt.date:
         return aware(when).astimezone(self.tz).date()
@@ -72,7 +71,7 @@ class Scheduler:
             body = (f"Sag {case.ref} ({case.municipality or 'ukendt kommune'}) er lukket, fordi de manglende "
                     f"oplysninger ({_missing_text(case.missing)}) ikke kom inden for "
                     f"{self.cfg.close_after_working_days} arbejdsdage. Kommunen har fået besked.\n")
-            self._enqueue(s, Reply("staff_notice", self.cfg.staff_address,
+            enqueue(self.store, s, self.settings, Reply("staff_notice", self.cfg.staff_address,
                                    f"Sag lukket uden svar: {case.ref}", body), f"closed-staff:{case.id}", case.id)
 
     def _mail(self, s, case: Case, kind: str, dedupe: str, **extra) -> None:  # noqa: ANN001
@@ -86,18 +85,8 @@ class Scheduler:
                "from_address": self.settings.reply_from, **extra}
         subject, body = render(kind, ctx, self.settings.triage.templates_dir)
         mid = first.message_id if first else None
-        self._enqueue(s, Reply(kind, case.sender, subject, body, in_reply_to=mid,
+        enqueue(self.store, s, self.settings, Reply(kind, case.sender, subject, body, in_reply_to=mid,
                                references=[mid] if mid else []), dedupe, case.id)
-
-    def _enqueue(self, s, reply: Reply, dedupe: str, case_id: int | None) -> None:  # noqa: ANN001
-        if self.store.reply_exists(s, dedupe):
-            return
-        mid = email.utils.make_msgid(domain=self.domain)
-        smtp = self.settings.smtp
-        msg = reply.to_email(self.settings.reply_from, smtp.from_name if smtp else "", mid)
-        s.add(OutboxEntry(dedupe_key=dedupe, case_id=case_id, kind=reply.kind, to_addr=reply.to,
-                          from_addr=self.settings.reply_from, reply_message_id=mid, raw=msg.as_bytes()))
-        s.flush()
 
     # --- digest ------------------------------------------------------------------------------
     def _digest_due(self, s, now: dt.datetime, today: dt.date) -> bool:  # noqa: ANN001
@@ -134,7 +123,7 @@ class Scheduler:
     def _digest(self, s, now: dt.datetime, today: dt.date) -> None:  # noqa: ANN001
         ctx = self.digest_context(s, now, today)
         subject, body = render("digest", ctx, self.settings.triage.templates_dir)
-        self._enqueue(s, Reply("digest", self.cfg.staff_address, subject, body),
+        enqueue(self.store, s, self.settings, Reply("digest", self.cfg.staff_address, subject, body),
                       f"digest:{today.isoformat()}", None)
 
 

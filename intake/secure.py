@@ -94,8 +94,8 @@ _CRYPTO_TYPE = re.compile(rb"^content-type:\s*(?:multipart/(?:encrypted|signed)|
 
 def needs_unwrap(raw: bytes) -> bool:
     """Cheap test before any parsing: a crypto content type at the top, or inline PGP."""
-    head, _ = _split(raw[:256 * 1024])
-    return bool(_CRYPTO_TYPE.search(head)) or b"-----BEGIN PGP " in raw
+    m = _BLANK.search(raw, 0, 256 * 1024)
+    return bool(_CRYPTO_TYPE.search(raw, 0, m.start() if m else 256 * 1024)) or b"-----BEGIN PGP " in raw
 
 
 class Unwrapper:

@@ -63,6 +63,11 @@ class Result:
     authentication: str | None = None  # "passed" | "failed" (trusted Authentication-Results)
 
     @property
+    def reason(self) -> str | None:
+        """The reason behind the decision, whichever kind it is."""
+        return self.manual_reason or self.redirect_reason or self.ignored_reason
+
+    @property
     def cpr(self) -> str | None:
         return cprmod.mask(self.cpr_digits) if self.cpr_digits else self.known_cpr
 
@@ -261,8 +266,7 @@ def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rul
         "invalid_cpr": result.invalid_cpr,
         "masked_cpr": result.masked_cpr,
         "examinations": [rules.examination_label(c) for c in result.examinations],
-        "attachments": (result.attachments if attachment_count is None
-                        else [None] * attachment_count),
+        "attachment_count": len(result.attachments) if attachment_count is None else attachment_count,
         "missing": result.missing,
         "redirect_reason": result.redirect_reason,
         "original_subject": original_subject(parsed.subject)[:120],

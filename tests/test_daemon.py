@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-from email import message_from_bytes, policy
 
 import pytest
 
