@@ -55,6 +55,7 @@ class Limits(_Section):
     max_parts: int = 500
     max_text_chars: int = 2_000_000  # text read for fields and routing
     big_message_bytes: int = 4 * 1024 * 1024  # above this, large bodies bypass the parser
+    max_document_bytes: int = 15 * 1024 * 1024  # attached PDF/DOCX up to this size are read as forms
 
 
 class TriageConfig(_Section):

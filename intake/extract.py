@@ -1,26 +1,67 @@
-"""Read the referral's fields from its text: name, phone, examinations, problem to assess.
+"""Read the referral's fields from the segments that count: name, CPR, phone, examinations,
+problem to assess, each with its evidence (where it came from, which label or rule).
 
-Pure functions over text and the compiled `Rules`; CPR numbers are `intake.cpr`'s job.
+Pure functions over text units `(source, text)` (the subject, the sender's new text,
+forwarded messages, attached forms as text) and the compiled `Rules`. Besides the values it
+collects *signals*: signs that an item is there but could not be read (a label whose value
+points to an attachment, a name label with an unreadable value). The triage turns a missing
+item with a signal into `manual`/`uncertain`, never into a "missing items" reply.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 import phonenumbers
 
+from intake import cpr as cprmod
+from intake import examinations as exams
+from intake.pairs import Pair, continuation, label_key, pairs
 from intake.rules import Rules
 
 _NAME_WORD = re.compile(r"^[A-ZÆØÅÄÖÜÉÈÁÍÓÚÑ][a-zæøåäöüéèáíóúñçA-ZÆØÅÄÖÜÉ'’.\-]*$")
-_PARTICLES = frozenset({"von", "van", "de", "der", "den", "la", "le", "af", "bin", "ibn", "el", "al", "da", "di"})
+_LOOSE_WORD = re.compile(r"^[^\W\d_][^\W\d_'’.\-]*(?:[-'’][^\W\d_]+)*\.?$")
+_PARTICLES = frozenset({"von", "van", "de", "der", "den", "la", "le", "af", "bin", "ibn", "el", "al", "da", "di",
+                        "dela", "del", "du", "dos", "das", "ten", "ter", "zu", "y"})
 _LETTERS = re.compile(r"[^\W\d_]")
-_QUOTE_HEADER = re.compile(
-    r"^(?:-{2,}\s*(?:original message|oprindelig meddelelse|original meddelelse)\s*-{2,}"
-    r"|(?:fra|from):\s.*\n(?:.*\n)?(?:sendt|sent|dato|date):\s"
-    r"|(?:den|on)\s.{4,80}\s(?:skrev|wrote)\s?.{0,80}:\s*$)",
-    re.IGNORECASE | re.MULTILINE,
-)
-_FORWARD_SUBJECT = re.compile(r"^\s*(?:fw|fwd|vs|wg|videresend\w*)\s*:", re.IGNORECASE)
+_CPR_SHAPE = r"\d{6}\s?-?\s?\d{4}"
+# A capitalised name right before a CPR number: "Anders Holm Kristensen, 110381-2245",
+# "Birgitte Dam Sørensen (cpr 170868-2040)". Bounded repetition: linear.
+_NAME_BEFORE_CPR = re.compile(
+    r"(?P<name>[A-ZÆØÅ][\w'’\-]{1,30}(?:[ \t]+(?:[A-ZÆØÅ][\w'’\-]{0,30}|von|van|de|af|la|le|el|al|da|dela|del|du|dos|das|ten|ter|zu)){1,5})"
+    r"[ \t]*[,(/–\-]?[ \t]*(?:(?:cpr|cpr-?nr|cpr\.?\s*nr|personnummer|pers\.?\s*nr|f\.|født)\.?[ \t]*:?[ \t]*)?" + _CPR_SHAPE)
+# "Jeg vil gerne henvise Bjarne Holst Christiansen til …"
+_REFER_NAME = re.compile(
+    r"\bhenvis\w*\s+(?:hermed\s+)?(?:vores\s+|en\s+)?(?:borger(?:en)?\s*,?\s*)?"
+    r"(?P<name>[A-ZÆØÅ][\w'’\-]{1,30}(?:[ \t]+(?:[A-ZÆØÅ][\w'’\-]{0,30}|von|van|de|af|la|le|el|al|da|dela|del|du|dos|das|ten|ter|zu)){1,5})")
+# "Henvisning til psykologisk undersøgelse af Kristoffer Lau Mikkelsen"
+_EXAM_OF_NAME = re.compile(
+    r"\b(?:henvisning|undersøgelse|erklæring|samtaler|vurdering|udredning)\w*\s+(?:af|for|vedr\.?|på)\s+(?:borger(?:en)?\s+)?"
+    r"(?P<name>[A-ZÆØÅ][\w'’\-]{1,30}(?:[ \t]+(?:[A-ZÆØÅ][\w'’\-]{0,30}|von|van|de|af|la|le|el|al|da|dela|del|du|dos|das|ten|ter|zu)){1,5})")
+# A name alone on a line, right above the line with the CPR number or its label.
+_NAME_ABOVE_CPR = re.compile(r"^[ \t]*(?P<name>[^\n\d:]{4,80})\n[ \t]*(?:[^\n]{0,40}(?:cpr|personnummer|personnr)|\d{6}-?\d{4})", re.I | re.M)
+_VEDR = re.compile(r"^\W{0,3}(?:vedr(?:\.|ørende)?|ang(?:\.|ående)?)\s*(?:borger(?:en)?\s*)?[:\-]?\s*(?P<value>[^\n]{3,120})$",
+                   re.I | re.M)
+_SUBJECT_TAIL = re.compile(r"(?:\s[-–:|/]\s|:\s)(?P<value>[^-–:|/]{3,80})$")
+_INTRO_LINE = re.compile(r"(?:spørgsmål|ønske\w*|belys\w*|afklar\w*|besvar\w*|vurder\w*|undersøg\w*|vide)\b[^\n]{0,80}:\s*$", re.I)
+_LIST_ITEM = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|[a-h][.)]|[-*•·◦▪►–])\s+\S")
+_QUESTION = re.compile(r"[^\n.?!]{15,300}\?")
+
+
+@dataclass
+class Fields:
+    name: str | None = None
+    cpr: cprmod.CprFindings = field(default_factory=cprmod.CprFindings)
+    phone: str | None = None
+    examinations: list[str] = field(default_factory=list)
+    exam_history: list[str] = field(default_factory=list)
+    problem: str | None = None
+    evidence: dict[str, list[dict]] = field(default_factory=dict)
+    signals: list[dict] = field(default_factory=list)  # an item there but unread: {field, source, rule}
+
+    def note(self, key: str, source: str, rule: str) -> None:
+        self.evidence.setdefault(key, []).append({"source": source, "rule": cprmod.mask_text(rule)[:120]})
 
 
 def norm_line(line: str) -> str:
@@ -28,96 +69,226 @@ def norm_line(line: str) -> str:
     return re.sub(r"\s+", " ", line.lstrip("> \t")).strip().lower()
 
 
-def new_text(text: str, subject: str = "") -> str:
-    """The text the sender wrote now: quoted lines and the quoted history of a reply removed.
-
-    A forwarded message keeps its history: that is where a forwarded referral stands.
-    """
-    lines = [ln for ln in text.split("\n") if not ln.lstrip().startswith(">")]
-    out = "\n".join(lines)
-    if not _FORWARD_SUBJECT.match(subject):
-        m = _QUOTE_HEADER.search(out)
-        if m:
-            out = out[: m.start()]
-    return out
-
-
-def split_signature(text: str, rules: Rules) -> tuple[str, str]:
-    """(body, signature): the signature starts at "Med venlig hilsen", "Mvh", "-- " …"""
-    m = rules.signature_start.search(text)
-    if not m:
-        return text, ""
-    return text[: m.start()], text[m.start():]
-
-
-def clean_name(value: str, rules: Rules) -> str | None:
-    """A person's name as written, or None when the value does not look like one."""
-    value = re.split(r"[,;(\t|/]|\s-\s|\s–\s|\d", value, maxsplit=1)[0]
+def clean_name(value: str, rules: Rules, labelled: bool = False) -> str | None:
+    """A person's name as written, or None when the value does not look like one. Under a
+    name label, lower-case words are accepted ("karen lund"); in free text they are not."""
+    value = re.split(r"[,;(\t|/]|\s-\s|\s–\s|\d|\bcpr\b|\bf\.\s", value, maxsplit=1, flags=re.I)[0]
     value = re.sub(r"\s+", " ", value).strip(" .:-–")
     words = value.split(" ")
     if not 2 <= len(words) <= 6:
         return None
+    word_re = _LOOSE_WORD if labelled else _NAME_WORD
     for i, w in enumerate(words):
-        if w.lower() in rules.not_name_words:
+        if w.lower().strip(".") in rules.not_name_words:
             return None
         if w.lower() in _PARTICLES and 0 < i < len(words) - 1:
             continue
-        if not _NAME_WORD.match(w):
+        if not word_re.match(w):
             return None
+    if labelled and value.islower() is False and not any(w[0].isupper() for w in words):
+        return None
     return value
 
 
-def find_name(text: str, subject: str, rules: Rules) -> str | None:
-    body, _sig = split_signature(text, rules)
-    for source in (body, text):
-        for m in rules.name_label.finditer(source):
+def label_is(rx: re.Pattern[str], label: str) -> bool:
+    """The label, or one of its "/"-separated forms ("Name / Navn"), is one of `rx`'s."""
+    key = label_key(label)
+    return bool(rx.fullmatch(key)) or ("/" in key and any(rx.fullmatch(k.strip()) for k in key.split("/")))
+
+
+def _source(unit_source: str, pair: Pair | None, html: bool) -> str:
+    if pair is not None and html and unit_source in ("body", "forwarded") and pair.how in ("table_row", "table_below"):
+        return "html_table"
+    return unit_source
+
+
+def read_fields(units: list[tuple[str, str]], subject: str, rules: Rules, today, html: bool = False) -> Fields:  # noqa: ANN001
+    f = Fields()
+    unit_pairs = [(src, text, pairs(text)) for src, text in units]
+    _read_name(f, unit_pairs, subject, rules, html)
+    _read_cpr(f, units, unit_pairs, subject, rules, today, html)
+    _read_phone(f, unit_pairs, rules)
+    found = exams.find([("subject", subject)] + list(units), rules)
+    f.examinations, f.exam_history = found.requested, found.history
+    for ev in found.evidence:
+        f.evidence.setdefault("examinations", []).append(ev)
+    _read_problem(f, unit_pairs, rules, html)
+    return f
+
+
+def _read_name(f: Fields, unit_pairs, subject: str, rules: Rules, html: bool) -> None:  # noqa: ANN001
+    unreadable: list[tuple[str, str]] = []
+    for src, _text, ps in unit_pairs:
+        for p in ps:
+            if not label_is(rules.name_key, p.label):
+                continue
+            name = clean_name(p.value, rules, labelled=True)
+            if name:
+                f.name = name
+                f.note("name", _source(src, p, html), f"label: {p.label}")
+                return
+            if p.value.strip() and _LETTERS.search(p.value) and not rules.pointer_value.search(p.value):
+                unreadable.append((src, p.label))
+            elif rules.pointer_value.search(p.value):
+                f.signals.append({"field": "name", "source": src, "rule": f"label points elsewhere: {p.label}"})
+    for src, text, _ps in unit_pairs:
+        for m in _NAME_BEFORE_CPR.finditer(text):
+            name = clean_name(m.group("name"), rules)
+            # "Vedr. Anders Holm" / "henviser hermed Birgitte Dam": drop leading non-name words
+            words = m.group("name").split()
+            while name is None and len(words) > 2:
+                words = words[1:]
+                name = clean_name(" ".join(words), rules)
+            if name:
+                f.name = name
+                f.note("name", src, "name next to CPR number")
+                return
+        for rx, rule in ((_REFER_NAME, "named in the referring sentence"), (_NAME_ABOVE_CPR, "name above the CPR line"),
+                         (_EXAM_OF_NAME, "named after the examination")):
+            for m in rx.finditer(text):
+                name = clean_name(m.group("name"), rules)
+                if name:
+                    f.name = name
+                    f.note("name", src, rule)
+                    return
+        for m in _VEDR.finditer(text):
             name = clean_name(m.group("value"), rules)
             if name:
-                return name
+                f.name = name
+                f.note("name", src, "Vedr./Ang. line")
+                return
     m = rules.subject_name.search(subject)
     if m:
-        return clean_name(m.group("value"), rules)
-    return None
+        name = clean_name(m.group("value"), rules)
+        if name:
+            f.name = name
+            f.note("name", "subject", "subject prefix")
+            return
+    m = _SUBJECT_TAIL.search(subject.strip())
+    if m:
+        name = clean_name(m.group("value"), rules)
+        if name:
+            f.name = name
+            f.note("name", "subject", "subject ending in a name")
+            return
+    for src, label in unreadable:
+        f.signals.append({"field": "name", "source": src, "rule": f"label with a value that is not read as a name: {label}"})
 
 
-def find_phone(text: str, rules: Rules) -> str | None:
-    """The client's phone (E.164), from a labelled line above the sender's signature."""
-    body, _sig = split_signature(text, rules)
-    for m in rules.phone_label.finditer(body):
-        for match in phonenumbers.PhoneNumberMatcher(m.group("value")[:80], "DK"):
-            if phonenumbers.is_valid_number(match.number):
-                return phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-    return None
+def _read_cpr(f: Fields, units, unit_pairs, subject: str, rules: Rules, today, html: bool) -> None:  # noqa: ANN001
+    whole = subject + "\n\n" + "\n\n".join(t for _s, t in units)
+    f.cpr = cprmod.find(whole, rules, today)
+    if f.cpr.valid:
+        first = f.cpr.valid[0]
+        for src, text in [("subject", subject)] + list(units):
+            found = cprmod.find(text, rules, today)
+            if first in found.valid:
+                label = next((p.label for _s, t, ps in unit_pairs if t is text for p in ps
+                              if label_is(rules.cpr_key, p.label) and first in re.sub(r"\D", "", p.value)), None)
+                pair = next((p for _s, t, ps in unit_pairs if t is text for p in ps if first in re.sub(r"\D", "", p.value)), None)
+                f.note("cpr", _source(src, pair, html), f"label: {label}" if label else "CPR number (valid date)")
+                break
+        return
+    for src, _text, ps in unit_pairs:
+        for p in ps:
+            if not label_is(rules.cpr_key, p.label):
+                continue
+            value = p.value.strip()
+            digits = re.sub(r"\D", "", value)
+            if rules.pointer_value.search(value):
+                f.signals.append({"field": "cpr", "source": src, "rule": f"label points elsewhere: {p.label}"})
+            elif 6 <= len(digits) and len(digits) != 10 and not re.search(r"[xX*]{2}", value):
+                f.signals.append({"field": "cpr", "source": src, "rule": f"label with a number that is not 10 digits: {p.label}"})
+            elif value and not digits and _LETTERS.search(value) and not re.search(r"eftersend|følger|mangler|ukendt", value, re.I):
+                f.signals.append({"field": "cpr", "source": src, "rule": f"label with a value that is not a number: {p.label}"})
 
 
-def find_examinations(text: str, rules: Rules) -> list[str]:
-    return [e.code for e in rules.examinations if e.pattern.search(text)]
+def _read_phone(f: Fields, unit_pairs, rules: Rules) -> None:  # noqa: ANN001
+    for _src, _text, ps in unit_pairs:
+        for p in ps:
+            if not label_is(rules.phone_key, p.label):
+                continue
+            for match in phonenumbers.PhoneNumberMatcher(p.value[:80], "DK"):
+                if phonenumbers.is_valid_number(match.number):
+                    f.phone = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+                    return
 
 
 def _enough(value: str, rules: Rules) -> bool:
     return len(_LETTERS.findall(value)) >= rules.problem_min_letters
 
 
-def find_problem(text: str, rules: Rules) -> str | None:
-    """The problem the municipality wants assessed: a labelled paragraph or a telling sentence."""
-    body, _sig = split_signature(text, rules)
-    lines = body.split("\n")
-    for m in rules.problem_label.finditer(body):
-        parts = [m.group("value").strip()]
-        # continuation lines, up to a blank line or the next "Label:" line
-        line_no = body.count("\n", 0, m.start())
-        for ln in lines[line_no + 1: line_no + 30]:
-            if not ln.strip() or re.match(r"^\s*[\w .\-]{1,40}(?::|\t)", ln):
+def _read_problem(f: Fields, unit_pairs, rules: Rules, html: bool) -> None:  # noqa: ANN001
+    for src, text, ps in unit_pairs:
+        for p in ps:
+            if not label_is(rules.problem_key, p.label):
+                continue
+            value = continuation(text, p)
+            if rules.pointer_value.search(p.value):
+                f.signals.append({"field": "problem", "source": src, "rule": f"label points elsewhere: {p.label}"})
+                continue
+            if _enough(value, rules):
+                f.problem = re.sub(r"\s+", " ", value)[:2000]
+                f.note("problem", _source(src, p, html), f"label: {p.label}")
+                return
+            if not value.strip():
+                # "Spørgsmål:" with a list below it
+                listed = _listed_after(text, p.line)
+                if listed and _enough(listed, rules):
+                    f.problem = listed
+                    f.note("problem", src, f"list after label: {p.label}")
+                    return
+    for src, text, _ps in unit_pairs:
+        lines = text.split("\n")
+        for i, ln in enumerate(lines):
+            if _INTRO_LINE.search(ln):
+                listed = _listed_after(text, i)
+                if listed and _enough(listed, rules):
+                    f.problem = listed
+                    f.note("problem", src, f"questions after: {ln.strip()[:60]}")
+                    return
+        m = rules.problem_phrase.search(text)
+        if m:
+            start = max(text.rfind(".", 0, m.start()), text.rfind("\n\n", 0, m.start())) + 1
+            end = text.find(".", m.end())
+            sentence = text[start: end if end != -1 else len(text)].strip()
+            if _enough(sentence, rules):
+                f.problem = re.sub(r"\s+", " ", sentence)[:2000]
+                f.note("problem", src, f"phrase: {m.group(0)}")
+                return
+    for src, text, _ps in unit_pairs:
+        if src == "subject":
+            continue
+        qs = [q.strip() for q in _QUESTION.findall(text) if _question_about_client(q)]
+        if qs:
+            f.problem = " ".join(qs)[:2000]
+            f.note("problem", src, "question about the citizen")
+            return
+
+
+def _question_about_client(q: str) -> bool:
+    return bool(re.search(r"\b(?:borger(?:en|ens)?|klient(?:en|ens)?|hun|han|hendes|hans|vedkommende|arbejdsevne|funktionsevne)\b", q, re.I)) \
+        and not re.search(r"\b(?:kan|vil|må)\s+(?:i|du)\b|\bring\w*\b|\bkontakt\w*\b", q, re.I)
+
+
+def _listed_after(text: str, line_no: int) -> str | None:
+    """List items or questions on the lines after line `line_no`."""
+    items: list[str] = []
+    for ln in text.split("\n")[line_no + 1: line_no + 25]:
+        s = ln.strip()
+        if not s:
+            if items:
                 break
-            parts.append(ln.strip())
-        value = " ".join(p for p in parts if p)
-        if _enough(value, rules):
-            return value
-    m = rules.problem_phrase.search(body)
-    if m:
-        start = max(body.rfind(".", 0, m.start()), body.rfind("\n\n", 0, m.start())) + 1
-        end = body.find(".", m.end())
-        sentence = body[start: end if end != -1 else len(body)].strip()
-        if _enough(sentence, rules):
-            return re.sub(r"\s+", " ", sentence)
-    return None
+            continue
+        if _LIST_ITEM.match(ln) or s.endswith("?"):
+            items.append(s)
+        elif items:
+            break
+        else:
+            return None
+    return " ".join(items) if items else None
+
+
+def find_examinations(text: str, rules: Rules) -> list[str]:
+    """The requested examinations in one text (the concept reader on a single unit)."""
+    return exams.find([("body", text)], rules).requested

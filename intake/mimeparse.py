@@ -17,6 +17,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from intake import bigparts
 from intake.config import Limits
+from intake.documents import kind_of
 from intake.htmltext import html_to_text
 
 _POLICY = policy.default
@@ -67,7 +68,10 @@ class Parsed:
     references: list[str] = field(default_factory=list)
     content_type: str = "text/plain"
     text: str = ""
+    html: bool = False  # some of the text came from an HTML part
     attachments: list[Attachment] = field(default_factory=list)
+    # attached forms to read (PDF, DOCX): (safe filename, kind, bytes), up to a size cap
+    documents: list[tuple[str, str, bytes]] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         v = self.headers.get(name.lower())
@@ -162,19 +166,20 @@ _MSGID_RE = re.compile(r"<[^<>\s]+>")
 
 
 def _iter_parts(msg: Message, max_parts: int):
-    """Depth-first walk without recursion; yields (part, parent_content_type)."""
-    stack: list[tuple[Message, str]] = [(msg, "")]
+    """Depth-first walk without recursion; yields (part, parent_content_type, parent_id,
+    embedded): `embedded` is the innermost attached message (message/rfc822) the part is in."""
+    stack: list[tuple[Message, str, int, Message | None]] = [(msg, "", 0, None)]
     count = 0
     while stack:
-        part, parent = stack.pop()
+        part, parent, parent_id, embedded = stack.pop()
         count += 1
         if count > max_parts:
             raise _TooComplex()
-        yield part, parent
+        yield part, parent, parent_id, embedded
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
             ct = _content_type(part)[0]
-            stack.extend((p, ct) for p in reversed(payload))
+            stack.extend((p, ct, id(part), p if ct == "message/rfc822" else embedded) for p in reversed(payload))
 
 
 def _content_type(part: Message) -> tuple[str, dict]:
@@ -284,9 +289,10 @@ def _payload(part: Message, raw: bytes, refs: list, limit: int | None = None) ->
 
 
 def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) -> None:
-    texts: list[str] = []
+    texts: list[tuple[int, str, str]] = []  # (alternative group or own id, content type, text)
     size = 0
-    for part, parent in _iter_parts(msg, limits.max_parts):
+    introduced: set[int] = set()
+    for part, parent, parent_id, embedded in _iter_parts(msg, limits.max_parts):
         if part.is_multipart():
             continue
         ctype, params = _content_type(part)
@@ -300,15 +306,22 @@ def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) 
             if ctype == "text/html":
                 text = html_to_text(text, limits.max_text_chars)
             text = text.replace("\r\n", "\n").replace("\r", "\n")[: limits.max_text_chars - size]
+            if embedded is not None and id(embedded) not in introduced:
+                introduced.add(id(embedded))  # an attached message reads as a forwarded one
+                text = _forward_header(embedded) + text
             size += len(text)
-            texts.append(text)
+            texts.append((parent_id if parent == "multipart/alternative" else id(part), ctype, text))
             continue
         if ctype in _NOT_CASE_FILES or _is_inline_resource(part, parent, ctype, disposition):
             continue
+        name = safe_filename(filename, ctype, len(p.attachments) + 1)
+        doc_kind = kind_of(name, ctype)
         ref = part.get(bigparts.REF_HEADER)
         if ref is not None and refs:
             cte = str(part.get("content-transfer-encoding", "7bit"))
-            size, sha = bigparts.digest(raw, refs[int(str(ref))], cte)
+            fsize, sha = bigparts.digest(raw, refs[int(str(ref))], cte)
+            if doc_kind and fsize <= limits.max_document_bytes:
+                p.documents.append((name, doc_kind, _payload(part, raw, refs, limits.max_document_bytes)))
         else:
             if ctype == "message/rfc822":
                 inner = part.get_payload()
@@ -316,10 +329,33 @@ def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) 
                 data = inner.as_bytes(policy=_POLICY) if isinstance(inner, Message) else b""
             else:
                 data = part.get_payload(decode=True) or b""
-            size, sha = len(data), hashlib.sha256(data).hexdigest()
+            fsize, sha = len(data), hashlib.sha256(data).hexdigest()
+            if doc_kind and fsize <= limits.max_document_bytes:
+                p.documents.append((name, doc_kind, data))
             del data
-        p.attachments.append(Attachment(
-            filename=safe_filename(filename, ctype, len(p.attachments) + 1),
-            content_type=ctype, size=size, sha256=sha,
-        ))
-    p.text = "\n\n".join(texts)
+        p.attachments.append(Attachment(filename=name, content_type=ctype, size=fsize, sha256=sha))
+    p.text = "\n\n".join(_one_per_alternative(texts, p))
+
+
+def _forward_header(inner: Message) -> str:
+    def h(name: str) -> str:
+        try:
+            return one_line(str(inner.get(name, "")))[:300]
+        except Exception:
+            return ""
+    return (f"---------- Videresendt besked ----------\nFra: {h('from')}\nDato: {h('date')}\n"
+            f"Emne: {h('subject')}\nTil: {h('to')}\n\n")
+
+
+def _one_per_alternative(texts: list[tuple[int, str, str]], p: Parsed) -> list[str]:
+    """One text per multipart/alternative: the HTML form (it keeps table rows together) when it
+    has words, else the plain form; every other text part as it is, in order."""
+    chosen: dict[int, tuple[str, str]] = {}
+    for key, ctype, text in texts:
+        have = chosen.get(key)
+        words = len(re.findall(r"[^\W\d_]{2,}", text))
+        if have is None or (ctype == "text/html" and words >= 3) or (
+                have[0] == "text/html" and len(re.findall(r"[^\W\d_]{2,}", have[1])) < 3):
+            chosen[key] = (ctype, text)
+    p.html = any(ct == "text/html" for ct, _ in chosen.values())
+    return [t for _ct, t in chosen.values()]

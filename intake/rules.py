@@ -31,22 +31,52 @@ class RedirectRule:
 
 
 @dataclass(frozen=True)
+class ExamConcepts:
+    """`[examination_concepts]`: domain stems, product and talk words (intake.examinations)."""
+    domains: tuple[tuple[str, re.Pattern[str]], ...]
+    product: re.Pattern[str]  # matches a whole word
+    talk: re.Pattern[str]
+    talk_support: re.Pattern[str]
+    talk_domains: frozenset[str]
+    phrases: tuple[tuple[str, re.Pattern[str]], ...]
+    window: int
+    request_cue: re.Pattern[str]
+    history_cue: re.Pattern[str]
+    unticked: re.Pattern[str]
+
+
+@dataclass(frozen=True)
 class Rules:
     examinations: tuple[Examination, ...]
-    name_label: re.Pattern[str]
+    exam_concepts: ExamConcepts
+    name_key: re.Pattern[str]  # a whole label (intake.pairs.label_key) that introduces the name
     subject_name: re.Pattern[str]
     not_name_words: frozenset[str]
-    problem_label: re.Pattern[str]
+    problem_key: re.Pattern[str]
     problem_phrase: re.Pattern[str]
     problem_min_letters: int
-    phone_label: re.Pattern[str]
+    phone_key: re.Pattern[str]
+    cpr_key: re.Pattern[str]
+    pointer: re.Pattern[str]
+    pointer_value: re.Pattern[str]
+    form_name: re.Pattern[str]
+    danish_words: frozenset[str]
+    not_referral_strong: re.Pattern[str]
+    not_referral_weak: re.Pattern[str]
+    referral_intent: re.Pattern[str]
     signature_start: re.Pattern[str]
     cpr_label: re.Pattern[str]
     not_cpr_label: re.Pattern[str]
     redirect_rules: tuple[RedirectRule, ...]
     redirect_window_words: int
-    redirect_before_cue: re.Pattern[str]
+    redirect_negation_cue: re.Pattern[str]
+    redirect_past_cue: re.Pattern[str]
+    redirect_ongoing_cue: re.Pattern[str]
     redirect_after_cue: re.Pattern[str]
+
+    @property
+    def exam_order(self) -> tuple[str, ...]:
+        return tuple(e.code for e in self.examinations)
 
     def examination_label(self, code: str) -> str:
         for e in self.examinations:
@@ -55,9 +85,28 @@ class Rules:
         return code
 
 
-def _label_line(labels: list[str]) -> re.Pattern[str]:
-    # "Label: value" at the start of a line (tables arrive as "cell<TAB>cell").
-    return re.compile(r"^[ \t>*•\-]*" + _alt(labels) + r"[ \t]*(?::|\t|\s-\s)[ \t]*(?P<value>.*)$", _FLAGS | re.M)
+def _key(labels: list[str]) -> re.Pattern[str]:
+    """A whole label, as `intake.pairs.label_key` writes it."""
+    return re.compile(_alt(labels), _FLAGS)
+
+
+def _words(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile(_alt(patterns) + "$", _FLAGS)
+
+
+def _concepts(c: dict) -> ExamConcepts:
+    return ExamConcepts(
+        domains=tuple((code, re.compile(_alt(p), _FLAGS)) for code, p in c["domains"].items()),
+        product=_words(c["products"]),
+        talk=_words(c["talk"]),
+        talk_support=re.compile(_alt(c["talk_support"]), _FLAGS),
+        talk_domains=frozenset(c.get("talk_domains", [])),
+        phrases=tuple((code, re.compile(_alt(p), _FLAGS)) for code, p in c.get("phrases", {}).items()),
+        window=int(c.get("window", 5)),
+        request_cue=re.compile(_alt(c["request_cues"]), _FLAGS),
+        history_cue=re.compile(_alt(c["history_cues"]), _FLAGS),
+        unticked=re.compile(_alt(c["unticked"]), _FLAGS),
+    )
 
 
 def compile_rules(data: dict) -> Rules:
@@ -72,26 +121,40 @@ def compile_rules(data: dict) -> Rules:
     prob = data["problem"]
     red = data["redirect"]
     words = int(red.get("window_words", 6))
-    before = re.compile(r"\b" + _alt(red["negation_cues"] + red["past_cues"]) + r"\b", _FLAGS)
-    after = re.compile(r"^\W{0,3}" + _alt(red["after_cues"]) + r"\b", _FLAGS)
+    negation = re.compile(r"\b" + _alt(red["negation_cues"] + red.get("settled_cues", [])) + r"\b", _FLAGS)
+    past = re.compile(r"\b" + _alt(red["past_cues"]) + r"\b", _FLAGS)
+    ongoing = re.compile(r"\b" + _alt(red["ongoing_cues"]) + r"\b", _FLAGS)
+    after = re.compile(r"^\W{0,3}(?:\w+\W+){0,3}?" + _alt(red["after_cues"]) + r"\b", _FLAGS)
     rules = tuple(
         RedirectRule(r["reason"], re.compile(_alt(r["patterns"]), _FLAGS)) for r in red["rules"]
     )
+    unc, nr = data["uncertain"], data["not_referral"]
     return Rules(
         examinations=exams,
-        name_label=_label_line(name["labels"]),
+        exam_concepts=_concepts(data["examination_concepts"]),
+        name_key=_key(name["labels"]),
         subject_name=subject_name,
         not_name_words=frozenset(w.lower() for w in name["not_name_words"]),
-        problem_label=_label_line(prob["labels"]),
+        problem_key=_key(prob["labels"]),
         problem_phrase=re.compile(_alt(prob["phrases"]), _FLAGS),
         problem_min_letters=int(prob.get("min_letters", 12)),
-        phone_label=_label_line(data["phone"]["labels"]),
+        phone_key=_key(data["phone"]["labels"]),
+        cpr_key=re.compile(_alt(data["cpr"]["labels"]) + r"(?:[\s.\-]*(?:nr|nummer)\.?)?(?:\s.{0,30})?", _FLAGS),
+        pointer=re.compile(_alt(unc["pointers"]), _FLAGS),
+        pointer_value=re.compile(_alt(unc["pointer_values"]), _FLAGS),
+        form_name=re.compile(_alt(unc["form_names"]), _FLAGS),
+        danish_words=frozenset(unc["danish_words"]),
+        not_referral_strong=re.compile(_alt(nr["strong"]), _FLAGS | re.M),
+        not_referral_weak=re.compile(_alt(nr["weak"]), _FLAGS),
+        referral_intent=re.compile(_alt(nr["intent"]), _FLAGS),
         signature_start=re.compile(_alt(data["signature"]["starts"]), _FLAGS | re.M),
         cpr_label=re.compile(r"\b" + _alt(data["cpr"]["labels"]), _FLAGS),
         not_cpr_label=re.compile(r"\b" + _alt(data["cpr"]["not_cpr_labels"]) + r"\b", _FLAGS),
         redirect_rules=rules,
         redirect_window_words=words,
-        redirect_before_cue=before,
+        redirect_negation_cue=negation,
+        redirect_past_cue=past,
+        redirect_ongoing_cue=ongoing,
         redirect_after_cue=after,
     )
 

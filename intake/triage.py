@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Callable
 
 from intake import cpr as cprmod
-from intake import extract, routing, senders
+from intake import documents, extract, routing, segments, senders
+from intake.cpr import mask_text
 from intake.config import Settings
 from intake.machine import machine_reason
 from intake.mimeparse import Attachment, Parsed, parse
 from intake.replies import Reply, render
 from intake.rules import Rules, load_rules
 from intake.secure import Unwrapped, Unwrapper, authentication_verdict, needs_unwrap
+from intake.textnorm import normalize
 
+CASE_REF = re.compile(r"\bSME-\d{4}-\d{5,}\b")
 DECISIONS = ("accepted", "incomplete", "redirect", "manual", "ignored")
 MISSING_ORDER = ("name", "cpr", "examination", "problem", "attachments")
 REPLY_KIND = {"accepted": "acknowledgement", "incomplete": "missing_items", "redirect": "redirect"}
@@ -61,6 +64,7 @@ class Result:
     signer: str | None = None  # fingerprint or certificate subject
     security_problem: str | None = None  # "undecryptable" | "bad_signature"
     authentication: str | None = None  # "passed" | "failed" (trusted Authentication-Results)
+    evidence: dict[str, list[dict]] = field(default_factory=dict)  # field -> [{source, rule}]
 
     @property
     def reason(self) -> str | None:
@@ -75,6 +79,17 @@ class Result:
     def birth_date(self) -> str | None:
         d = cprmod.birth_date(self.cpr_digits) if self.cpr_digits else None
         return d.isoformat() if d else None
+
+    def evidence_out(self) -> dict:
+        """Evidence for the contract's keys (empty lists where nothing was read), masked."""
+        ev = {k: [dict(e, rule=mask_text(str(e.get("rule", "")))) for e in self.evidence.get(k, [])]
+              for k in ("name", "cpr", "examinations", "problem", "attachments", "decision")}
+        for k in ("segments", "documents"):
+            if k in self.evidence:
+                ev[k] = self.evidence[k]
+        if not ev["decision"] and self.reason:
+            ev["decision"] = [{"source": "rules", "rule": self.reason}]
+        return ev
 
     def as_dict(self) -> dict:
         """The contract's JSON object (plus a few informative keys); never the CPR number."""
@@ -94,6 +109,7 @@ class Result:
             "sender": self.sender,
             "municipality": self.municipality,
             "reply": self.reply.as_dict() if self.reply else None,
+            "evidence": self.evidence_out(),
             "encryption": self.encryption,
             "signature": self.signature_verdict and {"type": self.signature, "verdict": self.signature_verdict,
                                                      "signer": self.signer},
@@ -108,8 +124,13 @@ class Context:
     rules: Rules
     today: dt.date
     result: Result = field(default_factory=Result)
-    text: str = ""  # subject + the sender's new text, for field readers and routing
+    text: str = ""  # subject + the segments that count, as read
     ignore_lines: frozenset[str] = frozenset()  # our own replies' lines, quoted back to us
+    segments: list = field(default_factory=list)  # intake.segments.Segment, in order
+    units: list[tuple[str, str]] = field(default_factory=list)  # (evidence source, text) read
+    docs: list = field(default_factory=list)  # intake.documents.Document per attached form
+    fields: extract.Fields = field(default_factory=extract.Fields)
+    intent: bool = True  # the message asks for something (a referral), set by step_not_a_referral
 
     def settle(self, decision: str, reason: str | None = None) -> bool:
         self.result.decision = decision
@@ -175,39 +196,118 @@ def step_structure(ctx: Context) -> bool:
     return False
 
 
+def _documents(ctx: Context, forms_only: bool) -> list[documents.Document]:
+    """Attached PDF/DOCX read as text: those named as forms always, the others only when
+    `forms_only` is false (an item is missing from the mail text): case files are not read
+    when the mail itself holds the referral."""
+    lim = documents.DocumentLimits(max_bytes=ctx.settings.triage.limits.max_document_bytes)
+    return [documents.read(name, kind, data, lim) for name, kind, data in ctx.parsed.documents[:10]
+            if not forms_only or ctx.rules.form_name.search(name)]
+
+
 def step_fields(ctx: Context) -> bool:
-    """Read every field (never decides): name, CPR, phone, examinations, problem, case files."""
+    """Read every field (never decides): segments first, then name, CPR, phone, examinations,
+    problem and case files from the segments that count, each with its evidence."""
     p, rules, r = ctx.parsed, ctx.rules, ctx.result
-    body = extract.new_text(p.text, p.subject)
+    text = normalize(p.text)
     if ctx.ignore_lines:
-        body = "\n".join(ln for ln in body.split("\n") if extract.norm_line(ln) not in ctx.ignore_lines)
-    ctx.text = p.subject + "\n\n" + body
-    r.name = extract.find_name(body, p.subject, rules)
-    found = cprmod.find(ctx.text, rules, ctx.today)
-    r.cpr_digits = found.valid[0] if len(found.valid) == 1 else None
-    r.distinct_cprs = len(found.valid)
-    r.invalid_cpr = cprmod.mask(found.invalid[0]) if found.invalid else None
-    r.masked_cpr = f"{found.masked[0]}-XXXX" if found.masked else None
-    r.phone = extract.find_phone(body, rules)
-    r.examinations = extract.find_examinations(ctx.text, rules)
-    r.problem = extract.find_problem(body, rules)
+        text = "\n".join(ln for ln in text.split("\n") if extract.norm_line(ln) not in ctx.ignore_lines)
+    ctx.segments = segments.segment(text, p.subject, rules.signature_start, frozenset(ctx.settings.own_addresses))
+    subject = normalize(p.subject)
+    new = [(s.source, s.text) for s in ctx.segments if s.kind == "new"]
+    f = extract.read_fields(new, subject, rules, ctx.today, html=p.html)
+    forwarded = [(s.source, s.text) for s in ctx.segments if s.kind == "forwarded"]
+    if forwarded and not (f.name and len(f.cpr.valid) == 1 and (f.examinations or f.problem)):
+        # the referral is in the forwarded part (a new text that is itself a referral makes
+        # the forwarded thread background: it is not read)
+        new = new + forwarded
+        f = extract.read_fields(new, subject, rules, ctx.today, html=p.html)
+    complete = f.name and len(f.cpr.valid) == 1 and f.examinations and f.problem
+    ctx.docs = _documents(ctx, forms_only=bool(complete))
+    docs = [(f"attachment:{d.name}", normalize(d.text)) for d in ctx.docs if d.readable]
+    if docs:
+        f = extract.read_fields(new + docs, subject, rules, ctx.today, html=p.html)
+    units = new + docs
+    ctx.units = units
+    ctx.text = subject + "\n\n" + "\n\n".join(t for _s, t in units)
+    ctx.fields = f
+    r.name = f.name
+    r.cpr_digits = f.cpr.valid[0] if len(f.cpr.valid) == 1 else None
+    r.distinct_cprs = len(f.cpr.valid)
+    r.invalid_cpr = cprmod.mask(f.cpr.invalid[0]) if f.cpr.invalid else None
+    r.masked_cpr = f"{f.cpr.masked[0]}-XXXX" if f.cpr.masked else None
+    r.phone = f.phone
+    r.examinations = f.examinations
+    r.problem = f.problem
     r.attachments = list(p.attachments)
+    r.evidence = {k: list(v) for k, v in f.evidence.items()}
+    if r.attachments:
+        r.evidence["attachments"] = [{"source": f"attachment:{a.filename}", "rule": a.content_type} for a in r.attachments]
+    r.evidence["segments"] = [{"source": s.source, "rule": s.kind} for s in ctx.segments if s.text.strip()]
+    for d in ctx.docs:
+        r.evidence.setdefault("documents", []).append(
+            {"source": f"attachment:{d.name}", "rule": f"{d.kind}: {d.status}" + (f", {d.fields} fields" if d.fields else "")})
     return False
 
 
+def _new_units(ctx: Context) -> list[tuple[str, str]]:
+    """What the sender wrote now, and forwarded messages (not attached documents)."""
+    return [(src, t) for src, t in ctx.units if not src.startswith("attachment:")]
+
+
+def step_not_a_referral(ctx: Context) -> bool:
+    """Withdrawals, thank-yous, questions about a case, follow-ups to our mail: no reply.
+    Decided before routing: a withdrawal that names a ressourceforløb is not a portal case."""
+    rules, r = ctx.rules, ctx.result
+    subject = normalize(ctx.parsed.subject)
+    new = [("subject", subject)] + _new_units(ctx)
+    for src, t in new:
+        m = rules.not_referral_strong.search(t)
+        if m:
+            return _not_referral(ctx, src, m.group(0))
+    complete = bool(r.name and r.cpr_digits and r.examinations and r.problem)
+    intent = any(rules.referral_intent.search(t) for _s, t in new)
+    if complete and intent:
+        return False
+    for src, t in new:
+        if src == "subject" and segments.REPLY_PREFIX.match(t):
+            continue  # a reply keeps the thread's subject: it says nothing of this message
+        m = rules.not_referral_weak.search(t)
+        if m:
+            return _not_referral(ctx, src, m.group(0))
+    if segments.is_reply_to_us(ctx.segments, ctx.parsed.subject, frozenset(ctx.settings.own_addresses), CASE_REF):
+        return _not_referral(ctx, "subject", "a reply in one of our threads (follow-up)")
+    ctx.intent = intent
+    return False
+
+
+def _not_referral(ctx: Context, source: str, rule: str) -> bool:
+    ctx.result.evidence.setdefault("decision", []).append({"source": source, "rule": f"not_a_referral: {mask_text(rule)[:80]}"})
+    return ctx.settle("manual", "not_a_referral")
+
+
 def step_redirect(ctx: Context) -> bool:
-    reason = routing.redirect_reason(ctx.text, ctx.rules)
-    return ctx.settle("redirect", reason) if reason else False
+    units = [("subject", normalize(ctx.parsed.subject))] + _new_units(ctx)
+    # attached forms count, attached case files (history) do not
+    units += [(src, t) for src, t in ctx.units if src.startswith("attachment:")
+              and ctx.rules.form_name.search(src)]
+    found = routing.redirect_reason(units, ctx.rules)
+    if not found:
+        return False
+    reason, ev = found
+    ctx.result.evidence.setdefault("decision", []).append(ev)
+    return ctx.settle("redirect", reason)
 
 
 def step_multiple_cpr(ctx: Context) -> bool:
     if ctx.result.distinct_cprs > 1:
+        ctx.result.evidence.setdefault("decision", []).append(
+            {"source": "body", "rule": f"{ctx.result.distinct_cprs} different valid CPR numbers"})
         return ctx.settle("manual", "multiple_cpr")
     return False
 
 
-def step_complete(ctx: Context) -> bool:
-    r = ctx.result
+def _missing(r: Result) -> list[str]:
     have = {
         "name": bool(r.name),
         "cpr": bool(r.cpr_digits),
@@ -215,7 +315,64 @@ def step_complete(ctx: Context) -> bool:
         "problem": bool(r.problem),
         "attachments": bool(r.attachments),
     }
-    r.missing = [k for k in MISSING_ORDER if not have[k]]
+    return [k for k in MISSING_ORDER if not have[k]]
+
+
+def step_uncertain(ctx: Context) -> bool:
+    """Precision first: a "missing items" reply only when the engine is sure an item is absent.
+    Signs that it is there but unread send the message to a person, with the evidence."""
+    r, rules, f = ctx.result, ctx.rules, ctx.fields
+    missing = _missing(r)
+    if not missing:
+        return False
+    why: list[dict] = []
+    core = [m for m in missing if m != "attachments"]
+    for sig in f.signals:
+        if sig["field"] in missing:
+            why.append(sig)
+    unread_docs = [d for d in ctx.docs if not d.readable]
+    read_docs = [d for d in ctx.docs if d.readable]
+    doc_names = {d.name for d in ctx.docs}
+    unread_files = [a for a in r.attachments if a.filename not in doc_names or a.filename in {d.name for d in unread_docs}]
+    pointer = next(((src, m.group(0)) for src, t in _new_units(ctx) for m in [rules.pointer.search(t)] if m), None)
+    if core and pointer and (unread_files or not r.attachments):
+        why.append({"field": ",".join(core), "source": pointer[0],
+                    "rule": f"points to an attachment that was not read: {pointer[1][:60]}"})
+    for d in unread_docs:
+        if core and (rules.form_name.search(d.name) or pointer):
+            why.append({"field": ",".join(core), "source": f"attachment:{d.name}", "rule": f"form could not be read ({d.status})"})
+    if len(core) >= 3 and unread_files and not read_docs:
+        why.append({"field": ",".join(core), "source": "attachments",
+                    "rule": "most items absent from the text while attachments could not be read"})
+    if "examination" in core and f.exam_history:
+        why.append({"field": "examination", "source": "body",
+                    "rule": "only earlier examinations named: " + ", ".join(f.exam_history)})
+    words = re.findall(r"[^\W\d_]+", "\n".join(t for _s, t in _new_units(ctx)).lower())
+    if len(words) > 40 and sum(w in rules.danish_words for w in words) < len(words) * 0.05:
+        why.append({"field": ",".join(missing), "source": "body", "rule": "text in a language the engine does not read"})
+    if not any(s.kind == "new" and s.text.strip() for s in ctx.segments) and not any(
+            s.kind == "forwarded" and s.text.strip() for s in ctx.segments) and not read_docs:
+        why.append({"field": ",".join(missing), "source": "body", "rule": "no text could be read from the message"})
+    for s in ctx.segments:
+        if s.kind == "forwarded" and not s.text.strip() and core:
+            why.append({"field": ",".join(core), "source": "forwarded", "rule": "a forwarded message with no readable text"})
+    if not why:
+        # Precision first: "missing items" only to what is plainly a referral.
+        if not ctx.intent and not (r.examinations and r.problem):
+            return _not_referral(ctx, "body", "no request for an examination: not recognisably a referral")
+        if len(core) >= 3:
+            return _not_referral(ctx, "body", "too little of a referral: " + ", ".join(core) + " absent")
+        return False
+    r.evidence.setdefault("decision", []).extend(why)
+    r.missing = []
+    return ctx.settle("manual", "uncertain")
+
+
+def step_complete(ctx: Context) -> bool:
+    r = ctx.result
+    r.missing = _missing(r)
+    r.evidence.setdefault("decision", []).append(
+        {"source": "rules", "rule": "missing: " + ", ".join(r.missing) if r.missing else "every item present"})
     return ctx.settle("incomplete" if r.missing else "accepted")
 
 
@@ -227,8 +384,10 @@ PIPELINE: tuple[tuple[str, Step], ...] = (
     ("security", step_security),
     ("structure", step_structure),
     ("fields", step_fields),
+    ("not_a_referral", step_not_a_referral),
     ("redirect", step_redirect),
     ("multiple_cpr", step_multiple_cpr),
+    ("uncertain", step_uncertain),
     ("complete", step_complete),
 )
 

@@ -1,0 +1,206 @@
+"""Cut a message's text into ordered segments: what the sender wrote now, signatures and
+disclaimers, quoted history, and each forwarded message with its own header block.
+
+Pure: text in, segments out. Every field reader reads the segments it should (`readable`):
+the sender's new text and forwarded messages, never signatures, disclaimers or the quoted
+history of a reply. A signature ends its segment, never the whole message: a forwarder's note
+and signature stand above the forwarded referral.
+
+A history block starts at a separator ("-----Oprindelig meddelelse-----", "Videresendt
+besked", "Begin forwarded message:"), at an attribution line ("Den … skrev …:"), at an Outlook
+header block (Fra:/From: followed by Sendt:/Date: and Til:/Emne:), or at a run of "> " lines.
+Whether a block is forwarded or quoted follows the subject of the message above it (VS:/Fw:
+forward, SV:/Re: reply); a block from our own address is always history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+FORWARD_PREFIX = re.compile(r"^\s*(?:\[[^\]]{0,40}\]\s*)?(?:fw|fwd|vs|wg|tr|videresend\w*|fs)\s*:", re.I)
+REPLY_PREFIX = re.compile(r"^\s*(?:\[[^\]]{0,40}\]\s*)?(?:re|sv|aw|antw|vs\s*sv|ang)\s*:", re.I)
+
+_SEPARATOR = re.compile(
+    r"^\s*(?:[-_=*]{2,}\s*)?(?P<kind>oprindelig\s+meddelelse|original\s+message|original\s+meddelelse|"
+    r"forwarded\s+message|videresendt\s+(?:besked|meddelelse|e-?mail|mail)|"
+    r"start\s+på\s+videresendt\s+(?:besked|meddelelse)|begin\s+forwarded\s+message|"
+    r"videresendt\s+af\s+.{1,60})\s*(?:[-_=*]{2,})?\s*:?\s*$", re.I)
+_ATTRIBUTION = re.compile(r"^\s*(?:den|on|d\.|am|le)\s.{4,160}\s(?:skrev|wrote|schrieb|a\s+écrit)\b.{0,160}:\s*$", re.I)
+_ATTRIBUTION_START = re.compile(r"^\s*(?:den|on)\s.{4,160}\s(?:skrev|wrote)\b", re.I)
+_HDR = re.compile(r"^\s*\*?(?P<name>fra|from|sendt|sent|dato|date|til|to|cc|bcc|emne|subject|vedr)\s*\*?\s*:\s*\*?(?P<value>.*)$", re.I)
+_FROM_NAMES = frozenset({"fra", "from"})
+_DATE_NAMES = frozenset({"sendt", "sent", "dato", "date"})
+_TO_SUBJ_NAMES = frozenset({"til", "to", "emne", "subject", "cc"})
+
+
+@dataclass
+class Segment:
+    kind: str  # new | signature | quoted | forwarded | attachment
+    text: str
+    source: str  # evidence source: body | forwarded | quoted | attachment:<name>
+    headers: dict[str, str] = field(default_factory=dict)  # a history block's own header block
+    depth: int = 0  # 0: the message itself, 1: the first block below it …
+
+
+@dataclass
+class Block:
+    start: int  # first line of the block (its separator or header)
+    body: int  # first line after the header block
+    kind: str  # "forward" (separator says so) | "reply" (attribution, ">") | "header" (Outlook block)
+    headers: dict[str, str]
+
+
+def _header_block(lines: list[str], i: int) -> tuple[int, dict[str, str]] | None:
+    """An Outlook/Gmail header block starting at line i: Fra/From first, a date and a Til/Emne
+    line among the next few lines. Returns (first line after it, headers)."""
+    m = _HDR.match(lines[i])
+    if not m or m.group("name").lower() not in _FROM_NAMES:
+        return None
+    headers = {"from": m.group("value").strip()}
+    j, seen = i + 1, {"from"}
+    while j < len(lines) and j <= i + 9:
+        ln = lines[j]
+        h = _HDR.match(ln)
+        if h:
+            name = h.group("name").lower()
+            key = ("date" if name in _DATE_NAMES else "subject" if name in ("emne", "subject", "vedr")
+                   else "to" if name in ("til", "to") else name)
+            headers[key] = h.group("value").strip()
+            seen.add(key)
+            j += 1
+        elif ln.strip() == "" and len(seen) < 3:
+            j += 1
+        elif headers and ln.startswith((" ", "\t")) and len(ln.strip()) < 200 and len(seen) < 4:
+            j += 1  # a wrapped address list
+        else:
+            break
+    if "date" in seen and ({"to", "subject"} & seen):
+        return j, headers
+    return None
+
+
+def find_blocks(lines: list[str]) -> list[Block]:
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        sep = _SEPARATOR.match(ln) if len(ln) < 120 else None
+        if sep:
+            kind = "header" if re.search(r"oprindelig|original", sep.group("kind"), re.I) else "forward"
+            j = i + 1
+            while j < len(lines) and not lines[j].strip() and j < i + 3:
+                j += 1
+            hb = _header_block(lines, j) if j < len(lines) else None
+            body, headers = hb if hb else (i + 1, {})
+            blocks.append(Block(i, body, kind, headers))
+            i = body
+            continue
+        if len(ln) < 400 and (_ATTRIBUTION.match(ln) or (
+                _ATTRIBUTION_START.match(ln) and i + 1 < len(lines) and lines[i + 1].rstrip().endswith(":")
+                and len(lines[i + 1]) < 160)):
+            body = i + 1 if ln.rstrip().endswith(":") else i + 2
+            blocks.append(Block(i, body, "reply", {"from": " ".join(lines[i:body])}))
+            i = body
+            continue
+        hb = _header_block(lines, i) if len(ln) < 400 else None
+        if hb:
+            blocks.append(Block(i, hb[0], "header", hb[1]))
+            i = hb[0]
+            continue
+        if ln.lstrip().startswith(">"):
+            j = i
+            while j < len(lines) and (lines[j].lstrip().startswith(">") or not lines[j].strip()):
+                j += 1
+            first = next((x.lstrip("> \t") for x in lines[i:j] if x.lstrip("> \t").strip()), "")
+            attribution = lines[i - 1] if i and _ATTRIBUTION_START.match(lines[i - 1]) else first
+            blocks.append(Block(i, i, "quote", {"from": attribution[:300]}))
+            # a run of ">" lines is one block; what follows is the sender's text again
+            blocks.append(Block(j, j, "resume", {}))
+            i = j
+            continue
+        i += 1
+    return blocks
+
+
+def _is_own(headers: dict[str, str], own: frozenset[str]) -> bool:
+    sender = headers.get("from", "").lower()
+    return any(a in sender for a in own) or "socialmedicinsk enhed" in sender
+
+
+_FORWARD_NOTE = re.compile(r"videresend|til\s+orientering|se\s+(?:venligst\s+)?(?:nedenfor|nedenstående|herunder|mail(?:en)?\s+nedenfor)|"
+                           r"fremsendes|sender\s+(?:hermed\s+)?(?:videre|denne)|forwarding|henvisning\s+(?:fra|nedenfor)", re.I)
+
+
+def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, str]:
+    """(text, signature): the signature runs from "Med venlig hilsen", "Mvh", "-- " … to the
+    end of this segment."""
+    m = signature_start.search(text)
+    if not m:
+        return text, ""
+    return text[: m.start()], text[m.start():]
+
+
+def segment(text: str, subject: str, signature_start: re.Pattern[str],
+            own_addresses: frozenset[str] = frozenset()) -> list[Segment]:
+    """Ordered segments of a message body (see the module docstring)."""
+    lines = text.split("\n")
+    blocks = find_blocks(lines)
+    # (start, end, kind-of-block, headers) spans: the top text, then each block
+    spans: list[tuple[int, int, str, dict[str, str]]] = []
+    prev_end, prev_kind, prev_headers = 0, "top", {}
+    for b in blocks:
+        spans.append((prev_end, b.start, prev_kind, prev_headers))
+        prev_end, prev_kind, prev_headers = b.body, b.kind, b.headers
+    spans.append((prev_end, len(lines), prev_kind, prev_headers))
+
+    out: list[Segment] = []
+    above_subject, above_text, above_kind = subject, None, "new"
+    depth = 0
+    for start, end, bkind, headers in spans:
+        chunk = "\n".join(lines[start:end])
+        if bkind == "quote":
+            out.append(Segment("quoted", chunk, "quoted", dict(headers), depth=depth + 1))
+            continue
+        if bkind in ("top", "resume"):
+            kind = "new"
+        else:
+            depth += 1
+            if _is_own(headers, own_addresses) or above_kind == "quoted":
+                kind = "quoted"
+            elif bkind == "forward":
+                kind = "forwarded"
+            elif bkind == "reply":
+                kind = "quoted" if not FORWARD_PREFIX.match(above_subject or "") else "forwarded"
+            elif FORWARD_PREFIX.match(above_subject or ""):
+                kind = "forwarded"
+            elif REPLY_PREFIX.match(above_subject or ""):
+                kind = "quoted"
+            else:  # an edited subject: a short note above, or words that say it is forwarded
+                note = (above_text or "").strip()
+                kind = "forwarded" if (len(note) < 400 or _FORWARD_NOTE.search(note)) else "quoted"
+        body, sig = split_signature(chunk, signature_start)
+        source = {"new": "body", "forwarded": "forwarded", "quoted": "quoted"}[kind]
+        if body.strip() or kind == "new":
+            out.append(Segment(kind, body, source, dict(headers), depth))
+        if sig.strip():
+            out.append(Segment("signature", sig, "signature", dict(headers), depth))
+        if kind != "quoted" or bkind in ("top", "resume"):
+            above_subject = headers.get("subject", "") if bkind not in ("top", "resume") else above_subject
+            above_text, above_kind = body, kind
+        else:
+            above_kind = "quoted"
+    return out
+
+
+def readable(segments: list[Segment]) -> list[Segment]:
+    """The segments field readers and routing read: new text and forwarded messages."""
+    return [s for s in segments if s.kind in ("new", "forwarded", "attachment")]
+
+
+def is_reply_to_us(segments: list[Segment], subject: str, own_addresses: frozenset[str],
+                   case_ref: re.Pattern[str]) -> bool:
+    """A reply in one of our threads: our case reference in the subject, or our mail in its history."""
+    if case_ref.search(subject or ""):
+        return True
+    return any(s.kind == "quoted" and _is_own(s.headers, own_addresses) for s in segments)
