@@ -39,8 +39,10 @@ class Document:
     name: str
     kind: str  # pdf | docx
     status: str  # read | no_text | encrypted | unreadable | too_large | too_costly
-    text: str = ""
+    text: str = ""  # form fields as "Label: value" / "☒ Label" lines, then the page text
     fields: int = 0  # form fields with a value
+    checkboxes: bool = False  # the form has check box fields: they, not the printed options, say what is chosen
+    field_text: str = ""  # the field lines alone
 
     @property
     def readable(self) -> bool:
@@ -132,12 +134,14 @@ def _read_pdf(name: str, data: bytes, limits: DocumentLimits) -> Document:
         return Document(name, "pdf", "too_large")
     lines: list[str] = []
     fields = 0
+    boxes = False
     for f in (reader.get_fields() or {}).values():
         label = _field_label(f)
         value = f.get("/V")
         if not label or value is None:
             continue
         if f.get("/FT") == "/Btn":
+            boxes = True
             on = str(value) not in ("/Off", "Off", "")
             lines.append(f"{CHECKED if on else UNCHECKED} {label}")
             fields += on
@@ -146,6 +150,7 @@ def _read_pdf(name: str, data: bytes, limits: DocumentLimits) -> Document:
             if text:
                 lines.append(f"{label}: {text}")
                 fields += 1
+    field_text = "\n".join(lines)
     size = 0
     for page in reader.pages[: limits.text_pages]:
         t = page.extract_text() or ""
@@ -153,7 +158,7 @@ def _read_pdf(name: str, data: bytes, limits: DocumentLimits) -> Document:
         size += len(t)
         if size > limits.max_chars:
             break
-    return Document(name, "pdf", "read", "\n".join(lines), fields)
+    return Document(name, "pdf", "read", "\n".join(lines), fields, boxes, field_text)
 
 
 # --- DOCX (python-docx) ------------------------------------------------------------------------
@@ -183,6 +188,15 @@ def _para_text(p) -> str:  # noqa: ANN001
     return "".join(out)
 
 
+def _sdt_value(sdt) -> str:  # noqa: ANN001
+    """A content control's text; a placeholder still showing ("Vælg et element.") is empty."""
+    pr = sdt.find(_W + "sdtPr")
+    content = sdt.find(_W + "sdtContent")
+    if content is None or (pr is not None and pr.find(_W + "showingPlcHdr") is not None):
+        return ""
+    return _para_text(content).strip()
+
+
 def _sdt_label(sdt) -> str | None:  # noqa: ANN001
     pr = sdt.find(_W + "sdtPr")
     if pr is None:
@@ -198,12 +212,16 @@ def _walk(el, out: list[str]) -> None:  # noqa: ANN001
     for child in el:
         tag = child.tag
         if tag == _W + "p":
-            out.append(_para_text(child))
+            text = _para_text(child)
             for sdt in child.iter(_W + "sdt"):  # inline content controls: "alias: value" too
+                pr = sdt.find(_W + "sdtPr")
+                shown = sdt.find(_W + "sdtContent")
+                if pr is not None and pr.find(_W + "showingPlcHdr") is not None and shown is not None:
+                    text = text.replace(_para_text(shown), "")  # the placeholder is no value
                 label = _sdt_label(sdt)
-                content = sdt.find(_W + "sdtContent")
-                if label and content is not None:
-                    out.append(f"{label}: {_para_text(content).strip()}")
+                if label:
+                    out.append(f"{label}: {_sdt_value(sdt)}")
+            out.append(text)
         elif tag == _W + "tbl":
             for tr in child.iter(_W + "tr"):
                 cells = []
@@ -214,7 +232,8 @@ def _walk(el, out: list[str]) -> None:  # noqa: ANN001
         elif tag == _W + "sdt":
             label = _sdt_label(child)
             content = child.find(_W + "sdtContent")
-            if content is not None:
+            pr = child.find(_W + "sdtPr")
+            if content is not None and (pr is None or pr.find(_W + "showingPlcHdr") is None):
                 inner: list[str] = []
                 _walk(content, inner)
                 value = " ".join(s.strip() for s in inner if s.strip())

@@ -106,7 +106,15 @@ def find(units: list[tuple[str, str]], rules: Rules) -> ExamFinding:
                 m = pat.search(clause)
                 if m:
                     found.append((code, m.group(0)))
-            found += _concept_hits(_WORD.findall(clause), rules)
+            words = _WORD.findall(clause)
+            found += _concept_hits(words, rules)
+            if c.ticked.search(clause):  # "☒ Psykiatrisk", "[X] us_psykolog"
+                for w in words:
+                    for part in re.split(r"[_\-]", w.lower()):
+                        for code, dom in c.domains:
+                            if dom.match(part):
+                                found.append(("stoettende_samtaler" if c.talk.search(w.lower()) and code in c.talk_domains
+                                              else code, f"ticked: {w}"))
             if not found:
                 continue
             history = listed or (not c.request_cue.search(clause) and bool(c.history_cue.search(clause)))

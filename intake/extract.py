@@ -49,6 +49,11 @@ _LIST_ITEM = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|[a-h][.)]|[-*•·◦▪►–])
 _QUESTION = re.compile(r"[^\n.?!]{15,300}\?")
 
 
+# The printed page of a form with check boxes: read for every field but the examinations
+# (its list of options names all four; the ticked boxes say which one).
+FORM_PAGE = "form-page:"
+
+
 @dataclass
 class Fields:
     name: str | None = None
@@ -61,6 +66,7 @@ class Fields:
     signals: list[dict] = field(default_factory=list)  # an item there but unread: {field, source, rule}
 
     def note(self, key: str, source: str, rule: str) -> None:
+        source = source.replace(FORM_PAGE, "attachment:", 1)
         self.evidence.setdefault(key, []).append({"source": source, "rule": cprmod.mask_text(rule)[:120]})
 
 
@@ -108,7 +114,7 @@ def read_fields(units: list[tuple[str, str]], subject: str, rules: Rules, today,
     _read_name(f, unit_pairs, subject, rules, html)
     _read_cpr(f, units, unit_pairs, subject, rules, today, html)
     _read_phone(f, unit_pairs, rules)
-    found = exams.find([("subject", subject)] + list(units), rules)
+    found = exams.find([("subject", subject)] + [u for u in units if not u[0].startswith(FORM_PAGE)], rules)
     f.examinations, f.exam_history = found.requested, found.history
     for ev in found.evidence:
         f.evidence.setdefault("examinations", []).append(ev)

@@ -43,6 +43,7 @@ class ExamConcepts:
     request_cue: re.Pattern[str]
     history_cue: re.Pattern[str]
     unticked: re.Pattern[str]
+    ticked: re.Pattern[str]
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def _concepts(c: dict) -> ExamConcepts:
         request_cue=re.compile(_alt(c["request_cues"]), _FLAGS),
         history_cue=re.compile(_alt(c["history_cues"]), _FLAGS),
         unticked=re.compile(_alt(c["unticked"]), _FLAGS),
+        ticked=re.compile(_alt(c["ticked"]), _FLAGS),
     )
 
 

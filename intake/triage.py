@@ -224,7 +224,10 @@ def step_fields(ctx: Context) -> bool:
         f = extract.read_fields(new, subject, rules, ctx.today, html=p.html)
     complete = f.name and len(f.cpr.valid) == 1 and f.examinations and f.problem
     ctx.docs = _documents(ctx, forms_only=bool(complete))
-    docs = [(f"attachment:{d.name}", normalize(d.text)) for d in ctx.docs if d.readable]
+    # a form with check boxes: the ticked fields, not its printed list of options, name the examination
+    docs = [(f"attachment:{d.name}", normalize(d.field_text if d.checkboxes else d.text)) for d in ctx.docs if d.readable]
+    docs += [(f"{extract.FORM_PAGE}{d.name}", normalize(d.text[len(d.field_text):]))
+             for d in ctx.docs if d.readable and d.checkboxes]
     if docs:
         f = extract.read_fields(new + docs, subject, rules, ctx.today, html=p.html)
     units = new + docs
@@ -252,7 +255,7 @@ def step_fields(ctx: Context) -> bool:
 
 def _new_units(ctx: Context) -> list[tuple[str, str]]:
     """What the sender wrote now, and forwarded messages (not attached documents)."""
-    return [(src, t) for src, t in ctx.units if not src.startswith("attachment:")]
+    return [(src, t) for src, t in ctx.units if not src.startswith(("attachment:", extract.FORM_PAGE))]
 
 
 def step_not_a_referral(ctx: Context) -> bool:
