@@ -132,12 +132,19 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from intake.staff import export
+    from intake.archive import ArchiveError
+    from intake.staff import ExportError, export
 
     try:
         files = export(load_settings(args.config), args.ref, Path(args.out), args.gnupghome)
     except LookupError:
         print(f"intake: no case {args.ref}", file=sys.stderr)
+        return 1
+    except (ExportError, ArchiveError) as e:
+        print(f"intake: export failed: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"intake: export failed: {e.filename or args.out}: {e.strerror}", file=sys.stderr)
         return 1
     for f in files:
         print(f)
@@ -146,6 +153,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from intake import logs
+    from intake.config import DECISIONS
     from intake.retention import purge
     from intake.store import Store, utcnow
 
@@ -154,9 +162,19 @@ def cmd_purge(args: argparse.Namespace) -> int:
     items = purge(settings, Store(settings.store.url), _now(args) or utcnow(), dry_run=args.dry_run)
     verb = "ville blive fjernet" if args.dry_run else "fjernet"
     for p in items:
-        print(f"{p.case_ref}  {p.status} {p.since}  arkivfiler: {p.archive_files}  svartekster: {p.replies}")
-    print(f"{len(items)} sager: rå indhold og personoplysninger {verb} "
-          f"(opbevaring {settings.security.retention_days} dage)")
+        if p.case_ref:  # messages with no case: counted per decision below
+            print(f"{p.case_ref}  {p.status} {p.since}  {p.decision}  beskeder: {p.messages}  "
+                  f"arkivfiler: {p.archive_files}  svartekster: {p.replies}")
+    cases = {p.case_ref for p in items if p.case_ref}
+    print(f"{len(cases)} sager, {sum(p.messages for p in items)} beskeder: "
+          f"rå indhold og personoplysninger {verb}")
+    sec = settings.security
+    for d in DECISIONS:
+        mine = [p for p in items if p.decision == d]
+        print(f"  {d:<11} opbevaring {sec.retention_for(d):>3} dage: "
+              f"{len({p.case_ref for p in mine if p.case_ref})} sager, "
+              f"{sum(p.messages for p in mine)} beskeder, {sum(p.archive_files for p in mine)} arkivfiler, "
+              f"{sum(p.replies for p in mine)} svartekster")
     return 0
 
 

@@ -161,6 +161,22 @@ class ReplyLimits(_Section):
     per_recipient_per_day: int = 40
 
 
+DECISIONS: tuple[str, ...] = ("accepted", "incomplete", "redirect", "manual", "ignored")
+
+
+class RetentionByDecision(_Section):
+    """Days raw content and personal data are kept, per decision. For a case (accepted,
+    incomplete, redirect) they count from when it was closed or redirected — an open case keeps
+    everything — and its case decision governs all its messages; for a message with no case
+    (manual, ignored) from when it was filed. Unset: `security.retention_days`."""
+
+    accepted: int | None = Field(default=None, ge=0)
+    incomplete: int | None = Field(default=None, ge=0)
+    redirect: int | None = Field(default=None, ge=0)
+    manual: int | None = Field(default=None, ge=0)
+    ignored: int | None = Field(default=7, ge=0)  # machine mail: bounces, auto-replies, lists
+
+
 class SecurityConfig(_Section):
     """Encrypted and signed mail, sender authenticity, data at rest."""
 
@@ -172,8 +188,17 @@ class SecurityConfig(_Section):
     authserv_ids: list[str] = Field(default_factory=list)  # trusted Authentication-Results
     archive_key_file: Path | None = None  # OpenPGP public key: raw messages encrypted at rest
     archive_dir: Path | None = None  # where encrypted raw messages are kept
-    retention_days: int = 30  # raw content purged this long after a case is closed/redirected
+    retention_days: int = Field(default=30, ge=0)  # the default of retention_days_by_decision
+    retention_days_by_decision: RetentionByDecision = Field(default_factory=RetentionByDecision)
     _unwrapper: Any = PrivateAttr(default=None)  # built on first use (intake.triage)
+
+    def retention_for(self, decision: str) -> int:
+        """Days kept for a decision (an unknown one: the longest configured)."""
+        by = self.retention_days_by_decision
+        if decision not in DECISIONS:
+            return max(self.retention_for(d) for d in DECISIONS)
+        days = getattr(by, decision)
+        return self.retention_days if days is None else days
 
 
 class Settings(_Section):

@@ -111,19 +111,43 @@ def one_line(s: str) -> str:
 
 
 def safe_filename(name: str | None, content_type: str, index: int) -> str:
-    """A filename with no directory part, no control characters, no leading dots."""
+    """A filename safe to show, and to write on Linux and on Windows.
+
+    No directory part; no control or format characters (C0/C1 controls, bidi overrides such as
+    U+202E, zero-width characters), no surrogates, line or paragraph separators; none of the
+    characters Windows refuses (`<>:"|?*`, also `/` and `\\`: `_`); no leading dots, no trailing
+    dots or spaces; no Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, with or without
+    an extension: prefixed with `_`); at most 200 bytes of UTF-8, the extension kept. Nothing
+    left: `bilag-<index>` with an extension for the content type.
+    """
+    import unicodedata
+
+    max_bytes = 200
+    drop = ("Cc", "Cf", "Cs", "Zl", "Zp")
+    devices = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$"} | {
+        f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"}
+
+    def trim(s: str) -> str:  # leading dots and blanks, trailing dots and blanks
+        return re.sub(r"[\s.]+$", "", re.sub(r"^[\s.]+", "", s))
+
     if name:
         name = _fix_surrogates(name)
+        name = "".join(ch for ch in name if unicodedata.category(ch) not in drop)
         name = PureWindowsPath(PurePosixPath(name.replace("\\", "/")).name).name
-        name = _CTRL_RE.sub("", name).strip().lstrip(".").strip()
-        name = name.replace("/", "_").replace("\\", "_")
+        name = trim(re.sub(r'[<>:"|?*/\\]', "_", name))
+        if len(name.encode("utf-8")) > max_bytes:
+            stem, dot, ext = name.rpartition(".")
+            if not (dot and stem and len((dot + ext).encode("utf-8")) <= 16):
+                stem, dot, ext = name, "", ""
+            room = max_bytes - len((dot + ext).encode("utf-8"))
+            stem = trim(stem.encode("utf-8")[:room].decode("utf-8", "ignore"))
+            name = stem + dot + ext if stem else ""
     if not name:
         ext = {"application/pdf": ".pdf", "message/rfc822": ".eml", "text/plain": ".txt"}.get(
             content_type, ".bin")
-        name = f"bilag-{index}{ext}"
-    if len(name) > 200:
-        stem, dot, ext = name.rpartition(".")
-        name = (stem[:190] + dot + ext[:9]) if dot and len(ext) < 10 else name[:200]
+        return f"bilag-{index}{ext}"
+    if name.split(".", 1)[0].rstrip(" ").upper() in devices:
+        name = "_" + name
     return name
 
 

@@ -1,13 +1,21 @@
 """Encrypted and signed mail in: OpenPGP (python-gnupg: PGP/MIME RFC 3156 and inline PGP) and
 S/MIME (`cryptography` decrypts enveloped data; the OpenSSL command line verifies signatures
 against a CA bundle). `unwrap(raw)` returns the inner message to triage, with what was found:
-encryption, signature verdict (valid / invalid / unknown_key) and signer.
+encryption, signature verdict and signer.
+
+A signature counts only when it covers what is triaged: the whole PGP/MIME or S/MIME signed
+entity, the whole encrypted-and-signed content, or an inline block that is the whole body of a
+one-part text message. A clear-signed block quoted inside other text is `partial`: not verified,
+not a signature of the message. S/MIME signers are checked for e-mail protection
+(`-purpose smimesign`) and their certificate must name the From address. Which signer may sign
+for which municipality is `signer_bound` (config: `[[triage.municipalities]]`).
 
 No network: gpg and openssl run as local processes on local keys.
 """
 
 from __future__ import annotations
 
+import email.utils
 import os
 import re
 import shutil
@@ -30,9 +38,12 @@ class Unwrapped:
     raw: bytes
     encryption: str | None = None  # "pgp" | "smime"
     signature: str | None = None  # "pgp" | "smime"
-    verdict: str | None = None  # "valid" | "invalid" | "unknown_key"
-    signer: str | None = None  # OpenPGP fingerprint or certificate subject
+    # "valid" | "invalid" | "unknown_key" | "partial" (an inline block that is not the whole
+    # body: not verified) | "wrong_signer" (S/MIME certificate that does not name the From address)
+    verdict: str | None = None
+    signer: str | None = None  # OpenPGP primary key fingerprint or certificate subject (RFC 4514)
     problem: str | None = None  # "undecryptable" | "bad_signature"
+    signer_emails: tuple[str, ...] = ()  # S/MIME: the signer certificate's e-mail addresses
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
@@ -164,7 +175,7 @@ class Unwrapper:
         if getattr(res, "signature_id", None) or getattr(res, "fingerprint", None) or res.status in ("signature valid",):
             out.signature = "pgp"
             if res.valid:
-                out.verdict, out.signer = "valid", res.fingerprint
+                out.verdict, out.signer = "valid", _primary_fingerprint(res)
             elif "no public key" in (res.status or "").lower() or getattr(res, "key_status", None):
                 out.verdict, out.signer = "unknown_key", res.key_id
             else:
@@ -193,6 +204,8 @@ class Unwrapper:
         out.raw = _with_outer(out.raw, signed)
 
     def _pgp_inline(self, out: Unwrapped) -> None:
+        body = _single_text_body(out.raw)
+        whole = body[0].strip().replace(b"\r\n", b"\n") if body else None
         m = _PGP_MESSAGE.search(out.raw)
         if m:
             out.encryption = "pgp"
@@ -200,16 +213,32 @@ class Unwrapper:
             if res is None or not res.ok:
                 out.problem = "undecryptable"
                 return
+            before = (out.signature, out.verdict, out.signer)
             self._pgp_signature_from(out, res)
+            covering = whole is not None and whole == m.group(0).strip().replace(b"\r\n", b"\n")
+            if not covering and out.verdict in ("valid", "unknown_key") and before != (out.signature, out.verdict, out.signer):
+                # signed text among unsigned text: the signature is not the message's
+                if before[1] is not None:  # an outer signature covers all of it
+                    out.signature, out.verdict, out.signer = before
+                else:
+                    out.verdict, out.signer = "partial", None
             out.raw = out.raw[:m.start()] + res.data + out.raw[m.end():]
             return
-        m = _PGP_SIGNED.search(out.raw)
-        if m:
-            out.signature = "pgp"
-            if self.gpg is None:
-                out.verdict = "unknown_key"
-                return
-            _verdict(out, self.gpg.verify(m.group(0)))
+        if not _PGP_SIGNED.search(out.raw):
+            return
+        if whole is None or not _one_clearsigned_block(whole):
+            if out.verdict is None:  # quoted or surrounded by other text: not the message's signature
+                out.signature, out.verdict = "pgp", "partial"
+            return
+        out.signature, out.signer = "pgp", None
+        if self.gpg is None:
+            out.verdict = "unknown_key"
+            return
+        res = self.gpg.decrypt(whole)  # verifies, and gives the signed text as gpg read it
+        _verdict(out, res)
+        if res.data:  # what is triaged is exactly what was signed (no armor, dash-escapes undone)
+            out.raw = _with_outer(out.raw, b"Content-Type: text/plain; charset=" + body[1].encode() +
+                                  b"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + _crlf(res.data))
 
     # --- S/MIME ------------------------------------------------------------------------------
     def _smime_decrypt(self, out: Unwrapped) -> bool:
@@ -247,13 +276,17 @@ class Unwrapper:
             return True
         with tempfile.TemporaryDirectory() as tmp:
             signer_file = Path(tmp) / "signer.pem"
-            content = self._openssl(openssl, ["-CAfile", str(self.cfg.smime_ca_file), "-purpose", "any",
+            # smimesign: the signer certificate (and its chain) must be fit for e-mail protection
+            content = self._openssl(openssl, ["-CAfile", str(self.cfg.smime_ca_file), "-purpose", "smimesign",
                                               "-signer", str(signer_file)], out.raw)
             if content is None:
                 out.verdict, out.problem = "invalid", "bad_signature"
                 return False
-            out.verdict = "valid"
-            out.signer = _subject(signer_file)
+            out.signer, out.signer_emails = _certificate_identity(signer_file)
+        # the certificate must be the From address's: else a valid signature of someone else
+        sender = _from_addresses(out.raw)
+        ok = len(sender) == 1 and sender[0] in out.signer_emails
+        out.verdict = "valid" if ok else "wrong_signer"
         out.raw = _with_outer(out.raw, content)
         return True
 
@@ -271,24 +304,83 @@ class Unwrapper:
             out.raw = _with_outer(out.raw, signed)
 
 
+def _single_text_body(raw: bytes) -> tuple[bytes, str] | None:
+    """The decoded body and charset of a message that is one text/plain part (or a
+    multipart/mixed holding only that part): what an inline signature can cover. None otherwise
+    (attachments, alternatives, HTML)."""
+    try:
+        msg = message_from_bytes(raw, policy=policy.compat32)
+        if msg.get_content_type() == "multipart/mixed":
+            parts = msg.get_payload()
+            if not isinstance(parts, list) or len(parts) != 1:
+                return None
+            msg = parts[0]
+        if msg.is_multipart() or msg.get_content_type() != "text/plain":
+            return None
+        data = msg.get_payload(decode=True)
+        charset = msg.get_content_charset() or "utf-8"
+    except Exception:
+        return None
+    if not isinstance(data, bytes) or not re.fullmatch(r"[a-z0-9_.:-]{1,40}", charset):
+        return None
+    return data, charset
+
+
+def _one_clearsigned_block(text: bytes) -> bool:
+    """The text is exactly one clear-signed message: it starts with the BEGIN line, ends with the
+    END line, and holds no other dash line (signed text escapes its own as "- -----")."""
+    lines = text.split(b"\n")
+    dashed = [i for i, ln in enumerate(lines) if ln.startswith(b"-") and not ln.startswith(b"- ")]
+    return (len(dashed) == 3 and dashed[0] == 0 and dashed[2] == len(lines) - 1
+            and lines[0].rstrip() == b"-----BEGIN PGP SIGNED MESSAGE-----"
+            and lines[dashed[1]].rstrip() == b"-----BEGIN PGP SIGNATURE-----"
+            and lines[-1].rstrip() == b"-----END PGP SIGNATURE-----")
+
+
+def _primary_fingerprint(v) -> str | None:  # noqa: ANN001 - gnupg.Verify / gnupg.Crypt
+    """The primary key's fingerprint (what a partner hands over), also when a subkey signed."""
+    return getattr(v, "pubkey_fingerprint", None) or v.fingerprint
+
+
 def _verdict(out: Unwrapped, v) -> None:  # noqa: ANN001 - gnupg.Verify
     """valid / unknown_key (no public key to check with) / invalid (a bad signature)."""
     if v.valid:
-        out.verdict, out.signer = "valid", v.fingerprint
+        out.verdict, out.signer = "valid", _primary_fingerprint(v)
     elif (v.status or "").lower() == "no public key" or v.key_status == "no public key":
         out.verdict, out.signer = "unknown_key", v.key_id
     else:
         out.verdict, out.problem = "invalid", "bad_signature"
 
 
-def _subject(cert_file: Path) -> str | None:
+def _certificate_identity(cert_file: Path) -> tuple[str | None, tuple[str, ...]]:
+    """Subject (RFC 4514) and e-mail addresses (SAN rfc822Name, subject emailAddress), lower
+    case, of the (first) signer certificate openssl wrote."""
     try:
         from cryptography import x509
+        from cryptography.x509.oid import NameOID
 
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        return cert.subject.rfc4514_string()
+        cert = x509.load_pem_x509_certificates(cert_file.read_bytes())[0]
     except Exception:
-        return None
+        return None, ()
+    emails = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)]
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        emails += san.get_values_for_type(x509.RFC822Name)
+    except x509.ExtensionNotFound:
+        pass
+    except Exception:  # a malformed extension names nobody
+        pass
+    return cert.subject.rfc4514_string(), tuple(dict.fromkeys(e.strip().lower() for e in emails))
+
+
+def _from_addresses(raw: bytes) -> list[str]:
+    """Every distinct address in every From header field, lower case."""
+    try:
+        head = message_from_bytes(_split(raw)[0] + b"\r\n\r\n", policy=policy.compat32)
+        pairs = email.utils.getaddresses([str(v) for v in head.get_all("From", [])])
+    except Exception:
+        return []
+    return list(dict.fromkeys(a.strip().lower() for _n, a in pairs if a and "@" in a))
 
 
 def authentication_verdict(auth_results: list[str], trusted_ids: list[str]) -> str | None:

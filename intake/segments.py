@@ -132,13 +132,27 @@ _FORWARD_NOTE = re.compile(r"videresend|til\s+orientering|se\s+(?:venligst\s+)?(
                            r"fremsendes|sender\s+(?:hermed\s+)?(?:videre|denne)|forwarding|henvisning\s+(?:fra|nedenfor)", re.I)
 
 
-def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, str]:
-    """(text, signature): the signature runs from "Med venlig hilsen", "Mvh", "-- " … to the
-    end of this segment."""
+_DISCLAIMER = re.compile(
+    r"fortrolig|confidential|rette\s+modtager|intended\s+recipient|personoplysning|databeskyttelse|"
+    r"slette\s+(?:den|e-?mailen|mailen|beskeden|meddelelsen)|privatlivs|gdpr|virus|sikker\s+(?:e-?)?post|"
+    r"digital\s+post|læs\s+om\s+hvordan|sendt\s+fra\s+min", re.I)
+_SENTENCE = re.compile(r"^\W{0,3}[^\W\d_].{14,}[.!?]\s*$")
+
+
+def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, str, str]:
+    """(text, signature, after): the signature runs from "Med venlig hilsen", "Mvh", "-- " …
+    over short lines (names, titles, phone numbers) and disclaimers; a full sentence after it
+    that is no disclaimer (a postscript) is the sender's text again (`after`)."""
     m = signature_start.search(text)
     if not m:
-        return text, ""
-    return text[: m.start()], text[m.start():]
+        return text, "", ""
+    lines = text[m.start():].split("\n")
+    for i, ln in enumerate(lines[1:], start=1):
+        s = ln.strip()
+        if _SENTENCE.match(s) and len(s.split()) >= 3 and not re.search(r"\d|@", s) and not _DISCLAIMER.search(s) \
+                and not (i > 1 and _DISCLAIMER.search(lines[i - 1])):
+            return text[: m.start()], "\n".join(lines[:i]), "\n".join(lines[i:])
+    return text[: m.start()], text[m.start():], ""
 
 
 def segment(text: str, subject: str, signature_start: re.Pattern[str],
@@ -179,12 +193,15 @@ def segment(text: str, subject: str, signature_start: re.Pattern[str],
             else:  # an edited subject: a short note above, or words that say it is forwarded
                 note = (above_text or "").strip()
                 kind = "forwarded" if (len(note) < 400 or _FORWARD_NOTE.search(note)) else "quoted"
-        body, sig = split_signature(chunk, signature_start)
         source = {"new": "body", "forwarded": "forwarded", "quoted": "quoted"}[kind]
-        if body.strip() or kind == "new":
-            out.append(Segment(kind, body, source, dict(headers), depth))
-        if sig.strip():
-            out.append(Segment("signature", sig, "signature", dict(headers), depth))
+        rest, first = chunk, True
+        while rest is not None:
+            body, sig, after = split_signature(rest, signature_start)
+            if body.strip() or (kind == "new" and first):
+                out.append(Segment(kind, body, source, dict(headers), depth))
+            if sig.strip():
+                out.append(Segment("signature", sig, "signature", dict(headers), depth))
+            rest, first = (after if after.strip() else None), False
         if kind != "quoted" or bkind in ("top", "resume"):
             above_subject = headers.get("subject", "") if bkind not in ("top", "resume") else above_subject
             above_text, above_kind = body, kind

@@ -154,9 +154,70 @@ def reveal(settings: Settings, ref: str, gnupghome: str | None) -> str | None:
     return "(ikke i de arkiverede beskeder)"
 
 
+class ExportError(Exception):
+    """The export folder cannot be used safely (a symlink, not ours, open to others)."""
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _export_dir(out_dir: Path) -> int:
+    """Open the export folder (created 0700 when missing) and return a descriptor for it: all
+    files are created relative to it, so a folder swapped for a symlink afterwards changes
+    nothing. An existing folder must be a real directory of ours that no one else can enter."""
+    created = False
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(out_dir, 0o700)
+        created = True
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise ExportError(f"{out_dir}: not a directory (or a symlink): {e.strerror}") from e
+    st = os.fstat(fd)
+    if created:
+        os.fchmod(fd, 0o700)  # whatever the umask
+    elif st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        os.close(fd)
+        raise ExportError(f"{out_dir}: the export folder must be yours and closed to others "
+                          f"(mode {st.st_mode & 0o777:o}); use a new folder or chmod 700 it")
+    return fd
+
+
+def _write_new(dir_fd: int, name: str, data: bytes) -> str:
+    """Create `name` in the folder, mode 0600, never overwriting and never following a symlink:
+    when the name is taken (a file or a symlink), `stem-2.ext`, `stem-3.ext`, … instead."""
+    stem, dot, ext = name.rpartition(".")
+    if not stem:
+        stem, dot, ext = name, "", ""
+    for n in range(1, 101):
+        candidate = name if n == 1 else f"{stem}-{n}{dot}{ext}"
+        try:
+            fd = os.open(candidate, _CREATE, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            os.unlink(candidate, dir_fd=dir_fd)  # no half-written file
+            raise
+        return candidate
+    raise ExportError(f"{name}: 100 files of that name already in the export folder")
+
+
 def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -> list[Path]:
-    """Write the case's messages and their attachments (safe file names) for a person with the
-    archive key."""
+    """Write the case's messages and their attachments for a person with the archive key.
+
+    Names: `NN-besked.eml` for the n-th message, `NN-II-<safe filename>` for its part number II,
+    so two attachments of the same name never meet. Files are new (O_EXCL), mode 0600, never
+    through a symlink (O_NOFOLLOW, relative to the opened folder); the folder is 0700. The audit
+    event is written when the files are: `export`, or `export_failed` with what got out."""
     from intake.mimeparse import safe_filename
     from intake.secure import needs_unwrap
     from intake.triage import unwrapper_for
@@ -165,24 +226,29 @@ def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -
     case, recs = _archived(store, ref)
     if case is None:
         raise LookupError(ref)
-    audit(store, "export", ref, f"{len(recs)} messages to {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     written: list[Path] = []
-    for n, r in enumerate(recs, 1):
-        raw = archive.read(Path(r.archive_path), gnupghome)
-        if needs_unwrap(raw):  # an encrypted or signed referral: its content
-            raw = unwrapper_for(settings).unwrap(raw).raw
-        p = out_dir / f"{n:02d}-besked.eml"
-        p.write_bytes(raw)
-        written.append(p)
-        msg = message_from_bytes(raw, policy=policy.default)
-        for i, part in enumerate(msg.walk()):
-            if part.is_multipart() or part.get_content_disposition() != "attachment":
-                continue
-            name = safe_filename(part.get_filename(), part.get_content_type(), i)
-            target = out_dir / f"{n:02d}-{name}"
-            target.write_bytes(part.get_payload(decode=True) or b"")
-            written.append(target)
+    try:
+        dir_fd = _export_dir(out_dir)
+        try:
+            for n, r in enumerate(recs, 1):
+                raw = archive.read(Path(r.archive_path), gnupghome)
+                if needs_unwrap(raw):  # an encrypted or signed referral: its content
+                    raw = unwrapper_for(settings).unwrap(raw).raw
+                written.append(out_dir / _write_new(dir_fd, f"{n:02d}-besked.eml", raw))
+                msg = message_from_bytes(raw, policy=policy.default)
+                for i, part in enumerate(msg.walk()):
+                    if part.is_multipart() or part.get_content_disposition() != "attachment":
+                        continue
+                    name = safe_filename(part.get_filename(), part.get_content_type(), i)
+                    data = part.get_payload(decode=True) or b""
+                    written.append(out_dir / _write_new(dir_fd, f"{n:02d}-{i:02d}-{name}", data))
+        finally:
+            os.close(dir_fd)
+    except BaseException as e:
+        audit(store, "export_failed", ref,
+              f"{len(written)} files written to {out_dir} before {type(e).__name__}")
+        raise
+    audit(store, "export", ref, f"{len(recs)} messages, {len(written)} files to {out_dir}")
     return written
 
 

@@ -363,7 +363,7 @@ def step_uncertain(ctx: Context) -> bool:
         # Precision first: "missing items" only to what is plainly a referral.
         if not ctx.intent and not (r.examinations and r.problem):
             return _not_referral(ctx, "body", "no request for an examination: not recognisably a referral")
-        if len(core) >= 3:
+        if len(core) >= 3 and r.attachments:
             return _not_referral(ctx, "body", "too little of a referral: " + ", ".join(core) + " absent")
         return False
     r.evidence.setdefault("decision", []).extend(why)

@@ -570,9 +570,11 @@ def test_broken_mime_never_crashes(raw):
     assert r.decision in ("manual", "incomplete", "accepted")
 
 
-def test_garbage_after_valid_headers_is_a_referral_missing_everything():
+def test_garbage_after_valid_headers_gets_no_missing_items_reply():
+    # issue 12: a "missing items" reply only to what is plainly a referral (was: incomplete)
     raw = b"From: A <a@aalborg.dk>\r\nSubject: x\r\n\r\n" + bytes(range(256)) * 100
-    assert decide(raw).decision == "incomplete"
+    r = decide(raw)
+    assert (r.decision, r.manual_reason, r.reply) == ("manual", "uncertain", None)
 
 
 @pytest.mark.parametrize("subject,expected", [
