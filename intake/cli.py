@@ -42,11 +42,13 @@ def _explain(path: str, d: dict) -> str:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from intake.rules import load_rules
-    from intake.triage import Result, triage
+    from intake.triage import Result
+    from intake.worker import triager
 
     settings = load_settings(args.config)
-    rules = load_rules(settings.triage.rules_file)
+    if args.in_process:
+        settings.triage.limits.worker = False
+    decide = triager(settings)  # a worker process with time and memory limits, as in the daemon
     for path in args.files:
         try:
             raw = Path(path).read_bytes()
@@ -54,7 +56,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
             d = Result(decision="manual", manual_reason="unreadable_file").as_dict()
             print(f"intake: cannot read {path}: {e.strerror}", file=sys.stderr)
         else:
-            result, _parsed = triage(raw, settings, rules)
+            result, _parsed = decide(raw)
             d = result.as_dict()
         if args.json:
             print(json.dumps({"file": path, **d}, ensure_ascii=False), flush=True)
@@ -201,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="TOML config file (built-in defaults without it)")
     t.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines)")
     t.add_argument("--show-reply", action="store_true", help="print the reply body too")
+    t.add_argument("--in-process", action="store_true",
+                   help="triage in this process, without the worker's time and memory limits (debugging)")
     t.add_argument("files", nargs="+", metavar="FILE.eml")
     t.set_defaults(func=cmd_triage)
 

@@ -6,6 +6,7 @@ Secrets are never in the file: keys ending in `_file` name files (systemd `LoadC
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +37,17 @@ class _Section(BaseModel):
 class Municipality(_Section):
     name: str
     domain: str
+    # Mail from this municipality needs a valid signature that covers it, by one of the signers
+    # below (so at least one must be given).
     require_signature: bool = False
+    # Who may sign for the municipality: OpenPGP primary key fingerprints (full, not key IDs) ...
+    pgp_fingerprints: list[str] = Field(default_factory=list)
+    # ... S/MIME certificates whose subject holds every attribute of one of these RFC 4514 names
+    # (e.g. "O=Aalborg Kommune // CVR:29189420,C=DK") ...
+    smime_subjects: list[str] = Field(default_factory=list)
+    # ... or S/MIME certificates for these addresses ("@aalborg.dk": any address at that domain).
+    # The certificate must name the From address in any case.
+    smime_emails: list[str] = Field(default_factory=list)
 
     @field_validator("domain")
     @classmethod
@@ -46,6 +57,48 @@ class Municipality(_Section):
             raise ValueError(f"not a domain: {v!r}")
         return v
 
+    @field_validator("pgp_fingerprints")
+    @classmethod
+    def _fingerprints(cls, v: list[str]) -> list[str]:
+        from intake.secure import normalise_fingerprint
+
+        out = [normalise_fingerprint(f) for f in v]
+        for raw, f in zip(v, out):
+            if not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", f):
+                raise ValueError(f"not a full OpenPGP fingerprint (40 or 64 hex digits): {raw!r}")
+        return out
+
+    @field_validator("smime_subjects")
+    @classmethod
+    def _subjects(cls, v: list[str]) -> list[str]:
+        from intake.secure import subject_attributes
+
+        identifying = {"2.5.4.3", "2.5.4.10", "2.5.4.5", "2.5.4.97", "1.2.840.113549.1.9.1"}
+        for dn in v:
+            try:
+                attrs = subject_attributes(dn)
+            except ValueError:
+                raise ValueError(f"not an RFC 4514 subject: {dn!r}") from None
+            if not {oid for oid, _ in attrs} & identifying:
+                raise ValueError(f"subject {dn!r} names no one: give CN, O, serialNumber, "
+                                 "organizationIdentifier or emailAddress")
+        return v
+
+    @model_validator(mode="after")
+    def _signers(self):  # noqa: ANN202
+        emails = []
+        for e in self.smime_emails:
+            e = e.strip().lower()
+            domain = e.rpartition("@")[2]
+            if "@" not in e or " " in e or not domain or not (domain == self.domain or domain.endswith("." + self.domain)):
+                raise ValueError(f"{self.name}: smime_emails entry {e!r} is not an address or @domain at {self.domain}")
+            emails.append(e)
+        self.smime_emails = emails
+        if self.require_signature and not (self.pgp_fingerprints or self.smime_subjects or self.smime_emails):
+            raise ValueError(f"{self.name}: require_signature needs the signers: pgp_fingerprints, "
+                             "smime_subjects or smime_emails")
+        return self
+
 
 class Limits(_Section):
     """Bounds that keep one hostile message from costing unbounded time or memory."""
@@ -53,9 +106,16 @@ class Limits(_Section):
     max_header_bytes: int = 256 * 1024  # whole header block of the top-level message
     max_multipart_boundaries: int = 200  # "boundary=" declarations in the raw message
     max_parts: int = 500
-    max_text_chars: int = 2_000_000  # text read for fields and routing
+    max_text_chars: int = 2_000_000  # text kept from the body parts
+    max_read_chars: int = 300_000  # of it, read for fields and routing (a referral is far shorter)
     big_message_bytes: int = 4 * 1024 * 1024  # above this, large bodies bypass the parser
     max_document_bytes: int = 15 * 1024 * 1024  # attached PDF/DOCX up to this size are read as forms
+    # The triage runs in a child process with these limits (intake.worker); a message that hits
+    # one is filed in the manual folder with reason too_costly.
+    worker: bool = True
+    worker_memory_mb: int = 512
+    worker_cpu_seconds: float = 10.0
+    worker_wall_seconds: float = 30.0
 
 
 class TriageConfig(_Section):

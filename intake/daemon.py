@@ -39,15 +39,19 @@ from intake.outbox import Outbox, enqueue
 from intake.rules import Rules, load_rules
 from intake.scheduler import Scheduler
 from intake.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
-from intake.triage import REPLY_KIND, Result, build_reply, triage
+from intake.triage import REPLY_KIND, Result, build_reply
+from intake.worker import triager
 from intake.workdays import Calendar
 
 log = logs.get("intake.daemon")
 
 CASE_STATUS = {"accepted": "accepted", "incomplete": "incomplete", "redirect": "redirected"}
-# manual reasons settled before the message could be read as a follow-up
+# manual reasons settled before the message could be read as a follow-up (a message that fails
+# sender authentication or the signature checks must not add to a case or get an answer either)
 NOT_A_FOLLOWUP = frozenset({"sender_not_allowed", "empty", "unreadable", "header_too_large",
-                            "too_complex", "malformed_mime", "internal_error"})
+                            "too_complex", "malformed_mime", "internal_error",
+                            "authentication_failed", "sender_ambiguous", "undecryptable", "bad_signature",
+                            "signature_required", "wrong_signer"})
 
 
 def load_hmac_key(settings: Settings) -> bytes:
@@ -102,6 +106,7 @@ class Processor:
         self.rules = rules
         self.hmac_key = hmac_key
         self.calendar = Calendar(settings.cases.extra_closed_days)
+        self.triage = triager(settings)  # in a worker process with time and memory limits
         sec = settings.security
         self.archive = Archive(sec.archive_key_file, sec.archive_dir) if sec.archive_key_file and sec.archive_dir else None
 
@@ -158,7 +163,7 @@ class Processor:
         if raw is None:
             result = Result(decision="manual", manual_reason="too_large", message_id=nm.message_id)
         else:
-            result, parsed = triage(raw, self.settings, self.rules, render_reply=False)
+            result, parsed = self.triage(raw, render_reply=False)
             if result.decision != "ignored" and result.manual_reason not in NOT_A_FOLLOWUP:
                 case = self._case_for(s, parsed)
                 if case is not None:
@@ -204,8 +209,7 @@ class Processor:
                 bodies.append(message_from_bytes(entry_raw, policy=email_policy.default).get_content())
             except Exception:
                 pass
-        result, parsed = triage(raw, self.settings, self.rules, render_reply=False,
-                                ignore_lines=followup.reply_lines(bodies))
+        result, parsed = self.triage(raw, render_reply=False, ignore_lines=followup.reply_lines(bodies))
         new_hmac = keyed_hash(result.cpr_digits, self.hmac_key) if result.cpr_digits else None
         state = followup.CaseState(case.status, case.client_name, case.cpr_hmac, case.cpr_masked,
                                    [e for e in case.examinations.split(",") if e], case.has_problem,

@@ -16,7 +16,6 @@ import fcntl
 import hashlib
 import os
 import socket
-import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -38,11 +37,6 @@ class StoreLocked(Exception):
                          "only one may run per store: stop it first")
 
 
-def _command() -> str:
-    args = [a for a in sys.argv[1:] if not a.startswith("-")][:1]
-    return "intake " + (args[0] if args else "")
-
-
 def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -50,8 +44,8 @@ def safe_url(url: str) -> str:
 class InstanceLock:
     """Take with `acquire()` (raises StoreLocked), give back with `release()`."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, command: str = "intake") -> None:
+        self.url, self.command = url, command
         self.held = False
 
     def acquire(self) -> "InstanceLock":
@@ -74,8 +68,8 @@ class InstanceLock:
 class FileLock(InstanceLock):
     """flock(LOCK_EX | LOCK_NB) on `<db>.lock`; the file keeps the holder's pid and command."""
 
-    def __init__(self, url: str, path: Path) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, path: Path, command: str = "intake") -> None:
+        super().__init__(url, command)
         self.path = path
         self.fd: int | None = None
 
@@ -92,7 +86,7 @@ class FileLock(InstanceLock):
             os.close(fd)
             raise
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, {_command()}\n".encode(), 0)
+        os.pwrite(fd, f"pid {os.getpid()}, {self.command}\n".encode(), 0)
         self.fd, self.held = fd, True
         return self
 
@@ -114,13 +108,13 @@ class PgAdvisoryLock(InstanceLock):
     """pg_try_advisory_lock on a connection of its own, kept open (autocommit) for our life.
     Its application_name says who we are, so a refused starter can name the holder."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, command: str = "intake") -> None:
+        super().__init__(url, command)
         self.conn: Connection | None = None
         self.engine = None
 
     def acquire(self) -> "PgAdvisoryLock":
-        name = f"sme-intake pid {os.getpid()} on {socket.gethostname()}, {_command()}"[:63]
+        name = f"sme-intake pid {os.getpid()} on {socket.gethostname()}, {self.command}"[:63]
         self.engine = create_engine(
             self.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
             connect_args={"application_name": name, "keepalives": 1, "keepalives_idle": 30,
@@ -172,20 +166,21 @@ class NoLock(InstanceLock):
         return self
 
 
-def lock_for(url: str) -> InstanceLock:
+def lock_for(url: str, command: str = "intake") -> InstanceLock:
     u = make_url(url)
     backend = u.get_backend_name()
     if backend == "sqlite":
         if not u.database or u.database == ":memory:":
-            return NoLock(url)
+            return NoLock(url, command)
         db = Path(u.database)
-        return FileLock(url, db.with_name(db.name + ".lock"))
+        return FileLock(url, db.with_name(db.name + ".lock"), command)
     if backend == "postgresql":
-        return PgAdvisoryLock(url)
+        return PgAdvisoryLock(url, command)
     raise ConfigError(f"store.url: no single-instance lock for a {backend} store; "
                       "SQLite and PostgreSQL are supported")
 
 
-def acquire(url: str) -> InstanceLock:
-    """The store's lock, taken; StoreLocked when another process has it."""
-    return lock_for(url).acquire()
+def acquire(url: str, command: str = "intake") -> InstanceLock:
+    """The store's lock, taken by `command` (named to a refused starter); StoreLocked when
+    another process has it."""
+    return lock_for(url, command).acquire()

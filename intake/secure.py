@@ -383,22 +383,157 @@ def _from_addresses(raw: bytes) -> list[str]:
     return list(dict.fromkeys(a.strip().lower() for _n, a in pairs if a and "@" in a))
 
 
-def authentication_verdict(auth_results: list[str], trusted_ids: list[str]) -> str | None:
-    """RFC 8601: from the topmost Authentication-Results header of a trusted authserv-id,
-    'failed' when DMARC fails or SPF fails with no DKIM pass; None when nothing is trusted."""
-    trusted = {t.lower() for t in trusted_ids}
-    for value in auth_results:  # in header order: topmost first
-        authserv = value.split(";", 1)[0].strip().split()[0].lower() if value.strip() else ""
-        if authserv not in trusted:
+# --- who may sign for a municipality -------------------------------------------------------------
+
+_SUBJECT_NAMES = {"serialNumber": "2.5.4.5", "emailAddress": "1.2.840.113549.1.9.1",
+                  "organizationIdentifier": "2.5.4.97", "givenName": "2.5.4.42", "SN": "2.5.4.4",
+                  "title": "2.5.4.12"}
+
+
+def subject_attributes(dn: str) -> frozenset[tuple[str, str]]:
+    """An RFC 4514 distinguished name as a set of (OID, value) pairs, values compared without
+    case and with runs of white space as one. ValueError when it cannot be read."""
+    from cryptography import x509
+
+    overrides = {k: x509.ObjectIdentifier(v) for k, v in _SUBJECT_NAMES.items()}
+    name = x509.Name.from_rfc4514_string(dn.strip(), overrides)
+    return frozenset((a.oid.dotted_string, " ".join(str(a.value).split()).casefold()) for a in name)
+
+
+def normalise_fingerprint(fpr: str) -> str:
+    return re.sub(r"[\s:]", "", fpr).upper().removeprefix("0X")
+
+
+def signer_bound(muni, signature: str | None, signer: str | None, sender: str | None) -> bool:  # noqa: ANN001
+    """Whether a valid signature's signer is one the municipality's config names: an OpenPGP
+    primary key fingerprint in `pgp_fingerprints`; for S/MIME a certificate whose subject holds
+    every attribute of one of `smime_subjects`, or (the certificate names the From address, which
+    a `valid` S/MIME verdict has already checked) a From address listed in `smime_emails`
+    (`@domain` for every address at that domain)."""
+    if signature == "pgp":
+        return bool(signer) and normalise_fingerprint(signer) in {normalise_fingerprint(f) for f in muni.pgp_fingerprints}
+    if signature != "smime":
+        return False
+    addr = (sender or "").strip().lower()
+    if addr and any(addr == e or (e.startswith("@") and addr.endswith(e)) for e in muni.smime_emails):
+        return True
+    if not signer or not muni.smime_subjects:
+        return False
+    try:
+        have = subject_attributes(signer)
+    except ValueError:
+        return False
+    return any(subject_attributes(pattern) <= have for pattern in muni.smime_subjects)
+
+
+# --- Authentication-Results (RFC 8601) -----------------------------------------------------------
+
+@dataclass
+class _MethodResult:
+    method: str  # spf, dkim, dmarc, ...
+    result: str  # pass, fail, softfail, none, ...
+    props: dict[str, str]  # "header.d" -> "aalborg.dk"
+
+
+def _without_comments(value: str) -> str:
+    out, depth, quoted, escaped = [], 0, False, False
+    for ch in value:
+        if escaped:
+            escaped = False
+            if not depth:
+                out.append(ch)
             continue
-        results: dict[str, list[str]] = {}
-        for method, res in re.findall(r"(?:^|;)\s*([a-z0-9-]+)\s*=\s*([a-z]+)", value.lower()):
-            results.setdefault(method, []).append(res)
-        if "fail" in results.get("dmarc", []):
-            return "failed"
-        spf_fail = any(r in ("fail", "softfail", "permerror") for r in results.get("spf", []))
-        dkim_pass = "pass" in results.get("dkim", [])
-        if spf_fail and not dkim_pass:
-            return "failed"
-        return "passed"
-    return None
+        if ch == "\\":
+            escaped = True
+            if not depth:
+                out.append(ch)
+            continue
+        if quoted:
+            quoted = ch != '"'
+            out.append(ch)
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif not depth:
+            quoted = ch == '"'
+            out.append(ch)
+    return "".join(out)
+
+
+_SEGMENT = re.compile(r'(?:[^;"]|"(?:[^"\\]|\\.)*")+')
+_PAIR = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s"]+)')
+
+
+def _parse_auth_results(value: str) -> tuple[str, list[_MethodResult]]:
+    """(authserv-id, method results) of one Authentication-Results header value."""
+    segments = _SEGMENT.findall(_without_comments(value))
+    if not segments or not segments[0].split():
+        return "", []
+    authserv = segments[0].split()[0].strip('"').lower()
+    results = []
+    for seg in segments[1:]:
+        pairs = [(k.lower(), v.strip('"')) for k, v in _PAIR.findall(seg)]
+        if not pairs:
+            continue  # "none"
+        method = pairs[0][0].split("/", 1)[0]
+        results.append(_MethodResult(method, pairs[0][1].lower(),
+                                     {k: v.lower() for k, v in pairs[1:] if "." in k}))
+    return authserv, results
+
+
+def _domain_of(identity: str | None) -> str:
+    return (identity or "").rpartition("@")[2].strip().rstrip(".").lower()
+
+
+def _identity(r: _MethodResult) -> str:
+    """The domain a method result vouches for."""
+    if r.method == "dkim":
+        return _domain_of(r.props.get("header.d") or r.props.get("header.i"))
+    if r.method == "spf":
+        return _domain_of(r.props.get("smtp.mailfrom") or r.props.get("smtp.helo"))
+    return _domain_of(r.props.get("header.from"))
+
+
+def authentication_verdict(auth_results: list[str], trusted_ids: list[str], from_domain: str,
+                           org_domain: str | None = None) -> tuple[str, str]:
+    """("passed" | "failed", why) from the topmost Authentication-Results header whose
+    authserv-id is trusted (our border MTA; it removes forged ones of its own id). Fails closed:
+    no trusted header, `dmarc=fail`, or no pass aligned with the From domain → failed.
+
+    Aligned (DMARC's relaxed alignment): the DKIM `header.d` (or `header.i`) or SPF
+    `smtp.mailfrom` domain has the same organisational domain as the From domain, where the
+    organisational domain is the municipality's configured domain (`org_domain`) for it and its
+    subdomains, else the domain itself. A `dmarc=pass` counts when its `header.from` is the From
+    domain. A DKIM pass of another domain never offsets a failing SPF."""
+    trusted = {t.lower() for t in trusted_ids}
+    parsed = None
+    for value in auth_results:  # in header order: topmost first
+        authserv, results = _parse_auth_results(value)
+        if authserv in trusted:
+            parsed = results
+            break
+    if parsed is None:
+        return "failed", "no trusted Authentication-Results header"
+    from_domain = _domain_of(from_domain)
+    org = (org_domain or "").lower().rstrip(".")
+
+    def organisational(d: str) -> str:
+        return org if org and (d == org or d.endswith("." + org)) else d
+
+    def aligned(d: str) -> bool:
+        return bool(d and from_domain) and organisational(d) == organisational(from_domain)
+
+    seen = []
+    for r in parsed:
+        if r.method in ("spf", "dkim", "dmarc"):
+            seen.append(f"{r.method}={r.result}" + (f" {_identity(r)}" if _identity(r) else ""))
+        if r.method == "dmarc" and r.result == "fail":
+            return "failed", "dmarc=fail"
+    for r in parsed:
+        if r.result == "pass" and r.method in ("dkim", "spf") and aligned(_identity(r)):
+            return "passed", f"{r.method}=pass {_identity(r)}"
+        if r.result == "pass" and r.method == "dmarc" and from_domain and _identity(r) == from_domain:
+            return "passed", f"dmarc=pass {from_domain}"
+    return "failed", "no pass aligned with the From domain (" + ", ".join(seen or ["no results"]) + ")"

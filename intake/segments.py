@@ -139,20 +139,40 @@ _DISCLAIMER = re.compile(
 _SENTENCE = re.compile(r"^\W{0,3}[^\W\d_].{14,}[.!?]\s*$")
 
 
-def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, str, str]:
-    """(text, signature, after): the signature runs from "Med venlig hilsen", "Mvh", "-- " …
-    over short lines (names, titles, phone numbers) and disclaimers; a full sentence after it
-    that is no disclaimer (a postscript) is the sender's text again (`after`)."""
-    m = signature_start.search(text)
-    if not m:
-        return text, "", ""
-    lines = text[m.start():].split("\n")
-    for i, ln in enumerate(lines[1:], start=1):
-        s = ln.strip()
-        if _SENTENCE.match(s) and len(s.split()) >= 3 and not re.search(r"\d|@", s) and not _DISCLAIMER.search(s) \
-                and not (i > 1 and _DISCLAIMER.search(lines[i - 1])):
-            return text[: m.start()], "\n".join(lines[:i]), "\n".join(lines[i:])
-    return text[: m.start()], text[m.start():], ""
+def _signature_lines(lines: list[str], signature_start: re.Pattern[str]) -> list[tuple[str, int, int]]:
+    """Cut a block's lines into ("text" | "signature", start, end) runs. A signature runs from
+    "Med venlig hilsen", "Mvh", "-- " … over short lines (names, titles, phone numbers) and
+    disclaimers; a full sentence after it that is no disclaimer (a postscript) is the sender's
+    text again. One pass over the lines."""
+    runs: list[tuple[str, int, int]] = []
+    start, i, n = 0, 0, len(lines)
+    while i < n:
+        if not signature_start.search(lines[i]):
+            i += 1
+            continue
+        if i > start or not runs:
+            runs.append(("text", start, i))
+        j = i + 1
+        while j < n:
+            s = lines[j].strip()
+            if _SENTENCE.match(s) and len(s.split()) >= 3 and not re.search(r"\d|@", s) \
+                    and not _DISCLAIMER.search(s) and not _DISCLAIMER.search(lines[j - 1]):
+                break
+            j += 1
+        runs.append(("signature", i, j))
+        start = i = j
+    if start < n or not runs:
+        runs.append(("text", start, n))
+    return runs
+
+
+def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, str]:
+    """(text, signature) of a text with at most one signature (see `_signature_lines`)."""
+    lines = text.split("\n")
+    runs = _signature_lines(lines, signature_start)
+    body = "\n".join("\n".join(lines[a:b]) for kind, a, b in runs if kind == "text")
+    sig = "\n".join("\n".join(lines[a:b]) for kind, a, b in runs if kind == "signature")
+    return body, sig
 
 
 def segment(text: str, subject: str, signature_start: re.Pattern[str],
@@ -194,14 +214,16 @@ def segment(text: str, subject: str, signature_start: re.Pattern[str],
                 note = (above_text or "").strip()
                 kind = "forwarded" if (len(note) < 400 or _FORWARD_NOTE.search(note)) else "quoted"
         source = {"new": "body", "forwarded": "forwarded", "quoted": "quoted"}[kind]
-        rest, first = chunk, True
-        while rest is not None:
-            body, sig, after = split_signature(rest, signature_start)
-            if body.strip() or (kind == "new" and first):
-                out.append(Segment(kind, body, source, dict(headers), depth))
-            if sig.strip():
-                out.append(Segment("signature", sig, "signature", dict(headers), depth))
-            rest, first = (after if after.strip() else None), False
+        block_lines = lines[start:end]
+        body = ""
+        for i, (run, a, b) in enumerate(_signature_lines(block_lines, signature_start)):
+            text_run = "\n".join(block_lines[a:b])
+            if run == "signature":
+                if text_run.strip():
+                    out.append(Segment("signature", text_run, "signature", dict(headers), depth))
+            elif text_run.strip() or (kind == "new" and i == 0):
+                out.append(Segment(kind, text_run, source, dict(headers), depth))
+                body = body or text_run
         if kind != "quoted" or bkind in ("top", "resume"):
             above_subject = headers.get("subject", "") if bkind not in ("top", "resume") else above_subject
             above_text, above_kind = body, kind

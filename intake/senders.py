@@ -7,6 +7,8 @@ Only the address counts, never a display name that looks like an address.
 
 from __future__ import annotations
 
+from email.utils import getaddresses
+
 from email_validator import EmailNotValidError, validate_email
 
 from intake.config import Municipality
@@ -31,6 +33,17 @@ def municipality_for(addr: str, municipalities: list[Municipality]) -> Municipal
         if domain == m.domain or domain.endswith("." + m.domain):
             return m
     return None
+
+
+def from_ambiguous(p: Parsed) -> bool:
+    """More than one From header field, naming different addresses (RFC 5322 allows one; a
+    second is how a message shows a person one sender and a DMARC check another). Identical
+    copies (an inner entity's protected headers) are not ambiguous."""
+    fields = p.headers.get("from", [])
+    if len(fields) < 2:
+        return False
+    seen = {frozenset(a.strip().lower() for _n, a in getaddresses([f]) if a) for f in fields}
+    return len(seen) != 1 or len(next(iter(seen))) != 1
 
 
 def sender(p: Parsed, municipalities: list[Municipality]) -> tuple[Address | None, Municipality | None]:

@@ -199,8 +199,8 @@ def _write_new(dir_fd: int, name: str, data: bytes) -> str:
         except FileExistsError:
             continue
         try:
-            os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o600)  # whatever the umask
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())

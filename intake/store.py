@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, UniqueConstraint, create_engine, select
+
+if TYPE_CHECKING:
+    from intake.instance_lock import InstanceLock
 
 
 def utcnow() -> dt.datetime:
@@ -224,17 +227,36 @@ class Store:
                          .order_by(OutboxEntry.next_attempt_at)).first()
             return aware(nxt) if nxt else None
 
-    def set_reply_state(self, entry_id: int, state: str, **changes) -> None:
-        with self.session() as s:
-            e = s.get(OutboxEntry, entry_id)
-            e.state = state
-            for k, v in changes.items():
-                setattr(e, k, v)
-            s.add(e)
+    def claim_reply(self, entry_id: int, now: dt.datetime | None = None) -> int | None:
+        """Take a due entry for delivery: 'pending' -> 'sending' in one conditional UPDATE, so of
+        two senders (the daemon and `intake remind`, two hosts) exactly one gets it. Returns the
+        entry's attempts count after the claim, or None when another sender has it (or it is no
+        longer due)."""
+        now = now or utcnow()
+        with self.engine.begin() as c:
+            claimed = c.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id == entry_id, OutboxEntry.state == "pending",
+                       OutboxEntry.next_attempt_at <= now)
+                .values(state="sending", attempts=OutboxEntry.attempts + 1)).rowcount
+            if claimed != 1:
+                return None
+            return c.execute(select(OutboxEntry.attempts).where(OutboxEntry.id == entry_id)).scalar_one()
 
-    def recover_interrupted_sends(self) -> list[int]:
+    def set_reply_state(self, entry_id: int, state: str, *, expect: str, **changes) -> bool:
+        """Move an entry on from the state `expect` (the claimer's 'sending', or 'pending' for
+        one never claimed); False, and nothing written, when it is no longer in that state."""
+        with self.engine.begin() as c:
+            return c.execute(
+                update(OutboxEntry).where(OutboxEntry.id == entry_id, OutboxEntry.state == expect)
+                .values(state=state, **changes)).rowcount == 1
+
+    def recover_interrupted_sends(self, lock: "InstanceLock") -> list[int]:
         """Entries left in 'sending' by a crash: the server may have them. At most once: they are
-        marked 'uncertain' for a person, never sent again."""
+        marked 'uncertain' for a person, never sent again. Only the holder of the store's instance
+        lock may do this: while it holds it, no other live process can have a send in flight."""
+        if not lock.held:
+            raise RuntimeError("recover_interrupted_sends needs the store's instance lock")
         with self.session() as s:
             rows = list(s.exec(select(OutboxEntry).where(OutboxEntry.state == "sending")))
             for e in rows:

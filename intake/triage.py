@@ -159,16 +159,27 @@ def step_machine(ctx: Context) -> bool:
 
 
 def step_authentication(ctx: Context) -> bool:
-    """Trusted Authentication-Results (RFC 8601) from our own border MTA only."""
+    """Trusted Authentication-Results (RFC 8601) from our own border MTA only, failing closed:
+    no trusted header, dmarc=fail, or no SPF/DKIM pass aligned with the one From domain."""
     ids = ctx.settings.security.authserv_ids
     if not ids:
         return False
-    verdict = authentication_verdict(ctx.parsed.headers.get("authentication-results", []), ids)
+    p, munis = ctx.parsed, ctx.settings.triage.municipalities
+    if senders.from_ambiguous(p) or len(p.from_) > 1:  # which From did the MTA check?
+        return ctx.settle("manual", "sender_ambiguous")
+    muni = senders.municipality_for(p.from_[0].addr, munis) if p.from_ else None
+    verdict, why = authentication_verdict(p.headers.get("authentication-results", []), ids,
+                                          p.from_[0].domain if p.from_ else "", muni.domain if muni else None)
     ctx.result.authentication = verdict
-    return ctx.settle("manual", "authentication_failed") if verdict == "failed" else False
+    if verdict == "failed":
+        ctx.result.evidence.setdefault("decision", []).append({"source": "authentication_results", "rule": why})
+        return ctx.settle("manual", "authentication_failed")
+    return False
 
 
 def step_sender(ctx: Context) -> bool:
+    if senders.from_ambiguous(ctx.parsed):
+        return ctx.settle("manual", "sender_ambiguous")
     addr, muni = senders.sender(ctx.parsed, ctx.settings.triage.municipalities)
     r = ctx.result
     r.sender = addr.addr if addr else None
@@ -180,13 +191,24 @@ def step_sender(ctx: Context) -> bool:
 
 
 def step_security(ctx: Context) -> bool:
-    """Undecryptable or badly signed mail, or unsigned mail where a signature is required."""
+    """Undecryptable or badly signed mail; where a municipality requires a signature, anything
+    but a valid one that covers the message, by a signer configured for that municipality."""
+    from intake.secure import signer_bound
+
     r = ctx.result
     if r.security_problem:
         return ctx.settle("manual", r.security_problem)
     muni = next((m for m in ctx.settings.triage.municipalities if m.name == r.municipality), None)
-    if muni is not None and muni.require_signature and r.signature_verdict != "valid":
-        return ctx.settle("manual", "signature_required")
+    if muni is None:
+        return False
+    signers = muni.pgp_fingerprints or muni.smime_subjects or muni.smime_emails
+    if (r.signature_verdict == "valid" and (signers or muni.require_signature)
+            and not signer_bound(muni, r.signature, r.signer, r.sender)):
+        r.signature_verdict = "wrong_signer"  # a good signature, but not of this municipality
+    if muni.require_signature and r.signature_verdict != "valid":
+        r.evidence.setdefault("decision", []).append(
+            {"source": "signature", "rule": f"{r.signature or 'unsigned'}: {r.signature_verdict or 'no signature'}"})
+        return ctx.settle("manual", "wrong_signer" if r.signature_verdict == "wrong_signer" else "signature_required")
     return False
 
 
@@ -209,7 +231,10 @@ def step_fields(ctx: Context) -> bool:
     """Read every field (never decides): segments first, then name, CPR, phone, examinations,
     problem and case files from the segments that count, each with its evidence."""
     p, rules, r = ctx.parsed, ctx.rules, ctx.result
-    text = normalize(p.text)
+    cap = ctx.settings.triage.limits.max_read_chars
+    text = normalize(p.text[:cap])
+    if len(p.text) > cap:
+        r.evidence["text_cut"] = [{"source": "body", "rule": f"only the first {cap} characters were read"}]
     if ctx.ignore_lines:
         text = "\n".join(ln for ln in text.split("\n") if extract.norm_line(ln) not in ctx.ignore_lines)
     ctx.segments = segments.segment(text, p.subject, rules.signature_start, frozenset(ctx.settings.own_addresses))
@@ -356,6 +381,8 @@ def step_uncertain(ctx: Context) -> bool:
     if not any(s.kind == "new" and s.text.strip() for s in ctx.segments) and not any(
             s.kind == "forwarded" and s.text.strip() for s in ctx.segments) and not read_docs:
         why.append({"field": ",".join(missing), "source": "body", "rule": "no text could be read from the message"})
+    if "text_cut" in r.evidence:
+        why.append({"field": ",".join(missing), "source": "body", "rule": "the text was too long to read whole"})
     for s in ctx.segments:
         if s.kind == "forwarded" and not s.text.strip() and core:
             why.append({"field": ",".join(core), "source": "forwarded", "rule": "a forwarded message with no readable text"})
@@ -498,6 +525,9 @@ def triage(raw: bytes, settings: Settings | None = None, rules: Rules | None = N
     except RecursionError:
         parsed = Parsed(problem="too_complex")
         result = Result(decision="manual", manual_reason="too_complex")
+    except MemoryError:  # the worker's address-space limit: a person looks at it
+        parsed = Parsed(problem="too_costly")
+        result = Result(decision="manual", manual_reason="too_costly")
     except Exception as e:  # a bug must not lose a message: a person looks at it
         parsed = Parsed(problem="internal_error")
         where = traceback.extract_tb(e.__traceback__)[-1]

@@ -101,7 +101,8 @@ def test_smime_from_an_unknown_ca_is_not_valid(smime, tmp_path, settings):
 
 
 def test_require_signature_per_municipality(pgp, settings):
-    munis = [Municipality(name="Aalborg Kommune", domain="aalborg.dk", require_signature=True),
+    munis = [Municipality(name="Aalborg Kommune", domain="aalborg.dk", require_signature=True,
+                          pgp_fingerprints=[pgp.muni_fpr]),
              Municipality(name="Rebild Kommune", domain="rebild.dk")]
     s = settings.model_copy(update={"triage": TriageConfig(municipalities=munis)})
     assert decide(referral(), s).manual_reason == "signature_required"
@@ -121,12 +122,15 @@ AUTH = Settings(security=SecurityConfig(authserv_ids=["mx.rn.dk"]))
     (["mx.rn.dk; spf=pass; dkim=pass; dmarc=fail header.from=aalborg.dk"], "authentication_failed"),
     (["mx.rn.dk 1; spf=softfail; dkim=none"], "authentication_failed"),
     # only the topmost trusted header counts; a forged one lower down does not
-    (["mx.rn.dk; spf=pass; dkim=pass; dmarc=pass", "mx.rn.dk; dmarc=fail"], "accepted"),
+    (["mx.rn.dk; spf=pass smtp.mailfrom=aalborg.dk; dkim=pass header.d=aalborg.dk; dmarc=pass header.from=aalborg.dk",
+      "mx.rn.dk; dmarc=fail"], "accepted"),
     (["mx.rn.dk; dmarc=fail", "mx.rn.dk; spf=pass; dkim=pass; dmarc=pass"], "authentication_failed"),
     # untrusted authserv-ids are not read at all
     (["evil.example; spf=pass; dkim=pass; dmarc=pass", "mx.rn.dk; dmarc=fail"], "authentication_failed"),
-    (["evil.example; dmarc=fail"], "accepted"),
-    ([], "accepted"),
+    # fail closed: no trusted header at all, or passes that name no aligned domain
+    (["evil.example; dmarc=fail"], "authentication_failed"),
+    ([], "authentication_failed"),
+    (["mx.rn.dk; spf=pass; dkim=pass; dmarc=pass"], "authentication_failed"),
 ])
 def test_authentication_results(headers, expected):
     raw = referral()

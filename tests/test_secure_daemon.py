@@ -102,24 +102,37 @@ def test_encrypted_referrals_through_the_daemon(secure_env: Env, dovecot, smtp, 
     shown = intake(secure_env, "cases", "show", ref, "--reveal", "--gnupghome", str(staff_home)).stdout
     assert "120385-1233" in shown
     out_dir = tmp_path / "export"
-    files = intake(secure_env, "export", ref, "--out", str(out_dir), "--gnupghome", str(staff_home)).stdout.split()
+    files = [ln for ln in intake(secure_env, "export", ref, "--out", str(out_dir), "--gnupghome",
+                                 str(staff_home)).stdout.splitlines() if ln.startswith(str(out_dir))]
     names = {Path(f).name for f in files}
-    assert "01-besked.eml" in names and "01-Sociale_akter.pdf" in names
+    assert "01-besked.eml" in names and "01-02-Sociale_akter.pdf" in names
+    assert all(Path(f).stat().st_mode & 0o777 == 0o600 for f in files) and out_dir.stat().st_mode & 0o777 == 0o700
     exported = message_from_bytes((out_dir / "01-besked.eml").read_bytes(), policy=policy.default)
     assert "Navn: Karen Lund" in exported.get_body(("plain",)).get_content()
     audit = con.execute("SELECT action, case_ref FROM audit ORDER BY id").fetchall()
     assert audit == [("reveal", ref), ("export", ref)]
+    # a second export into the same folder overwrites nothing
+    again = [ln for ln in intake(secure_env, "export", ref, "--out", str(out_dir), "--gnupghome",
+                                 str(staff_home)).stdout.splitlines() if ln.startswith(str(out_dir))]
+    assert {Path(f).name for f in again} == {"01-besked-2.eml", "01-02-Sociale_akter-2.pdf"}
+    audit = con.execute("SELECT action, case_ref FROM audit ORDER BY id").fetchall()
+    assert audit == [("reveal", ref), ("export", ref), ("export", ref)]
 
-    # retention: nothing yet; a case closed long ago is purged (dry run first)
-    assert intake(secure_env, "purge", "--dry-run").stdout.startswith("0 sager")
+    # retention: nothing yet; a case closed long ago is purged (dry run first), and so are the
+    # manual messages, which have no case
+    assert intake(secure_env, "purge", "--dry-run").stdout.startswith("0 sager, 0 beskeder")
     intake(secure_env, "cases", "close", ref, "--reason", "afsluttet")
     later = "2099-01-01T00:00:00+00:00"
     dry = intake(secure_env, "purge", "--dry-run", "--now", later).stdout
     assert ref in dry and "ville blive fjernet" in dry
+    assert "manual      opbevaring  30 dage: 0 sager, 2 beskeder, 2 arkivfiler" in dry
     path = Path(by_id["<pgp@aalborg.dk>"][4])
     assert path.exists()
     intake(secure_env, "purge", "--now", later)
     assert not path.exists()
+    gone = {mid: not Path(by_id[mid][4]).exists() for mid in by_id}  # the S/MIME case is still open
+    assert gone == {"<pgp@aalborg.dk>": True, "<lost@aalborg.dk>": True, "<tamper@aalborg.dk>": True,
+                    "<smime@aalborg.dk>": False}
     name, cpr = con.execute("SELECT client_name, cpr_masked FROM cases WHERE ref = ?", (ref,)).fetchone()
     assert (name, cpr) == (None, None)
     month = time.strftime("%Y-%m")
