@@ -198,6 +198,7 @@ class DaemonConfig(_Section):
     reconnect_initial_seconds: float = 1.0
     reconnect_max_seconds: float = 300.0
     set_keywords: bool = True
+    lock_check_seconds: float = Field(default=30.0, gt=0)  # is the store's instance lock still ours?
 
 
 class CasesConfig(_Section):

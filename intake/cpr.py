@@ -19,12 +19,15 @@ from stdnum.dk import cpr as stdnum_cpr
 from stdnum.exceptions import ValidationError
 
 from intake.rules import Rules
+from intake.textnorm import normalize
 
 # Digits not glued to other digits, dots, slashes, plus signs or "digit-" sequences.
 _CANDIDATE = re.compile(r"(?<![\d+])(?<!\d[.,/ -])(\d{6})([- ]?)(\d{4})(?!\d)(?![.,/-]\d)")
 _MASKED = re.compile(r"(?<![\d+])(\d{6})[- ]?[xX*]{4}(?![\w])")
-# Anything CPR-shaped, valid or not, for masking text that leaves the system.
-_SHAPED = re.compile(r"(?<!\d)(\d{6})[- ]?(\d{4})(?!\d)")
+# Anything CPR-shaped, valid or not, for masking text that leaves the system (after
+# `textnorm.normalize`: every dash is "-", every space " "): DDMMYY-SSSS with any separator
+# or none, and the date part dotted or spaced (12.03.85-1234, 12 03 85 1234, 120385.1234).
+_SHAPED = re.compile(r"(?<!\d)(\d\d)([-./ ]?)(\d\d)\2(\d\d) ?[-./_ ]? ?(\d{4})(?!\d)")
 
 
 @dataclass
@@ -41,8 +44,11 @@ def mask(number: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Replace everything CPR-shaped in `text` by its masked form (for logs, replies, subjects)."""
-    return _SHAPED.sub(lambda m: f"{m.group(1)}-XXXX", text)
+    """Replace everything CPR-shaped in `text` by its masked form (for logs, replies, subjects).
+    The text is normalised first (NFKC; every dash, space and dot class folded), so no
+    separator hides a number: en dash, non-breaking hyphen, figure space, full-width digits."""
+    text = normalize(text)
+    return _SHAPED.sub(lambda m: f"{m.group(1)}{m.group(3)}{m.group(4)}-XXXX", text)
 
 
 def birth_date(number: str) -> dt.date | None:

@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
-import secrets
 import signal
 import threading
 import time
@@ -24,15 +23,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from email import message_from_bytes
 from email import policy as email_policy
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
 from intake import failpoints, followup, logs
 from intake.archive import Archive
-from intake.config import ConfigError, Settings, load_settings, read_secret
+from intake.config import ConfigError, Settings, load_settings
 from intake.cpr import keyed_hash
+from intake.hmackey import load_hmac_key
+from intake.instance_lock import acquire as acquire_lock
 from intake.mimeparse import Parsed
 from intake.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
 from intake.outbox import Outbox, enqueue
@@ -52,24 +52,6 @@ NOT_A_FOLLOWUP = frozenset({"sender_not_allowed", "empty", "unreadable", "header
                             "too_complex", "malformed_mime", "internal_error",
                             "authentication_failed", "sender_ambiguous", "undecryptable", "bad_signature",
                             "signature_required", "wrong_signer"})
-
-
-def load_hmac_key(settings: Settings) -> bytes:
-    """The secret for keyed CPR hashes: from `store.hmac_key_file`, or for a local SQLite store a
-    key generated once beside the database (mode 0600)."""
-    if settings.store.hmac_key_file:
-        return (read_secret(settings.store.hmac_key_file) or "").encode()
-    url = settings.store.url
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        raise ConfigError("store.hmac_key_file is required for a non-SQLite store")
-    db = Path(url.removeprefix("sqlite:///"))
-    key_file = db.with_name(db.name + ".hmac-key")
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return key_file.read_text().strip().encode()
 
 
 def local_date(when: dt.datetime, tz: str) -> dt.date:
@@ -403,17 +385,28 @@ class ImapWorker:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, prefer_move: bool = True) -> None:
+    def __init__(self, settings: Settings, prefer_move: bool = True, command: str = "intake run") -> None:
         if settings.mailbox is None or settings.smtp is None:
             raise ConfigError("intake run needs [mailbox] and [smtp] sections in the config")
         self.settings = settings
-        self.store = Store(settings.store.url)
-        self.rules = load_rules(settings.triage.rules_file)
-        self.processor = Processor(settings, self.store, self.rules, load_hmac_key(settings))
-        self.outbox = Outbox(self.store, settings.smtp, settings.outbox)
-        self.scheduler = Scheduler(settings, self.store)
+        # one sender per store: StoreLocked (nothing touched) while another process holds it
+        self.lock = acquire_lock(settings.store.url, command)
+        self.lock_lost = False
+        try:
+            self.store = Store(settings.store.url)
+            self.rules = load_rules(settings.triage.rules_file)
+            self.processor = Processor(settings, self.store, self.rules, load_hmac_key(settings))
+            self.outbox = Outbox(self.store, settings.smtp, settings.outbox)
+            self.scheduler = Scheduler(settings, self.store)
+        except BaseException:
+            self.lock.release()
+            raise
         self.prefer_move = prefer_move
         self.thread_stop = threading.Event()
+
+    def close(self) -> None:
+        """Give the store back (the lock goes with the process anyway)."""
+        self.lock.release()
 
     async def run(self, once: bool = False) -> int:
         loop = asyncio.get_running_loop()
@@ -433,7 +426,7 @@ class Daemon:
             if s.security == "plain":
                 log.warning("plaintext_connection", host=s.host, port=s.port,
                             note="allow_plaintext = true: credentials and mail cross the network unencrypted")
-        uncertain = self.store.recover_interrupted_sends()
+        uncertain = self.store.recover_interrupted_sends(self.lock)  # we hold the lock: nobody else sends
         if uncertain:
             log.warning("replies_uncertain", outbox_ids=uncertain,
                         note="interrupted during delivery; not resent, check by hand")
@@ -456,6 +449,7 @@ class Daemon:
             return 0 if ok else 1
         outbox_task = asyncio.create_task(self.outbox.run(stop))
         scheduler_task = asyncio.create_task(self._schedule(stop))
+        lock_task = asyncio.create_task(self._watch_lock(request_stop))
         imap_task = asyncio.create_task(asyncio.to_thread(worker.run, False))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([stopping, imap_task], return_when=asyncio.FIRST_COMPLETED)
@@ -471,8 +465,21 @@ class Daemon:
             await imap_task
         await outbox_task
         await scheduler_task
+        lock_task.cancel()
         log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts())
-        return 1 if failed else 0
+        return 1 if failed or self.lock_lost else 0
+
+    async def _watch_lock(self, request_stop) -> None:  # noqa: ANN001
+        """A PostgreSQL session (and its advisory lock) can be cut under us, a lock file removed by
+        hand: then another daemon may start, so this one stops (exit 1; systemd restarts it)."""
+        while True:
+            await asyncio.sleep(self.settings.daemon.lock_check_seconds)
+            if not await asyncio.to_thread(self.lock.alive):
+                log.error("instance_lock_lost", store=self.settings.store.url.split("://")[0],
+                          note="stopping: another daemon may hold the store now")
+                self.lock_lost = True
+                request_stop("instance_lock_lost")
+                return
 
 
     async def _schedule(self, stop: asyncio.Event) -> None:
@@ -494,4 +501,8 @@ def main(config: str, once: bool = False) -> int:
     settings = load_settings(config)
     logs.configure(os.environ.get("INTAKE_LOG_LEVEL", "info"))
     prefer_move = os.environ.get("INTAKE_IMAP_NO_MOVE") != "1"
-    return asyncio.run(Daemon(settings, prefer_move=prefer_move).run(once))
+    daemon = Daemon(settings, prefer_move=prefer_move)  # StoreLocked: the cli says so, exit 2
+    try:
+        return asyncio.run(daemon.run(once))
+    finally:
+        daemon.close()

@@ -1,9 +1,11 @@
 """Send the replies waiting in the store's outbox over SMTP (aiosmtplib), at most once each.
 
-An entry is marked 'sending' (committed) before the SMTP transaction and 'sent' after it; a
+An entry is claimed before the SMTP transaction: one conditional UPDATE 'pending' -> 'sending'
+(committed), so of two senders on one store exactly one delivers it; 'sent' after it; a
 failure the server reports or a connection that cannot be made puts it back to 'pending' with
-capped exponential backoff, so replies survive SMTP outages and restarts. An entry found in
-'sending' at start-up was interrupted mid-delivery: it is marked 'uncertain', never resent.
+capped exponential backoff, so replies survive SMTP outages and restarts. An entry the holder of
+the store's instance lock finds in 'sending' at start-up was interrupted mid-delivery: it is
+marked 'uncertain', never resent.
 """
 
 from __future__ import annotations
@@ -62,77 +64,88 @@ class Outbox:
 
     async def send_all(self) -> int:
         """Catch-up (--once): send every pending entry, backoff or not, until one fails."""
+        latest = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
         total = 0
         while True:
-            due = self.store.due_replies(now=dt.datetime.max.replace(tzinfo=dt.timezone.utc))
+            due = self.store.due_replies(now=latest)
             if not due:
                 return total
-            sent = await self._send_batch(due)
+            sent, failed = await self.send_batch(due, latest)
             total += sent
-            if sent < len(due):
+            if failed or not sent:
                 return total
 
     async def send_due(self) -> int:
         """One pass over the due entries on one SMTP connection. Returns how many were sent."""
-        due = self.store.due_replies()
+        now = utcnow()
+        due = self.store.due_replies(now)
         if not due:
             return 0
-        return await self._send_batch(due)
+        return (await self.send_batch(due, now))[0]
 
-    async def _send_batch(self, due: list[OutboxEntry]) -> int:
-        sent = 0
+    async def send_batch(self, due: list[OutboxEntry], now: dt.datetime | None = None) -> tuple[int, int]:
+        """Deliver `due` over one SMTP connection, each entry only once this sender has claimed
+        it (another may have, meanwhile). Returns (sent, failed or deferred)."""
+        now = now or utcnow()
         client = self._client()
         try:
             await client.connect()
             if self.smtp.username:
                 await client.login(self.smtp.username, self._password or "")
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
-            for entry in due:
-                self._retry(entry, f"connect: {type(e).__name__}")
+            for entry in due:  # not claimed: deferred only if still pending
+                self._retry(entry, f"connect: {type(e).__name__}", entry.attempts + 1, expect="pending")
             log.warning("smtp_unavailable", error=type(e).__name__, pending=len(due))
-            return 0
+            return 0, len(due)
+        sent = failed = 0
         try:
             for entry in due:
-                if await self._send(client, entry):
-                    sent += 1
+                outcome = await self._send(client, entry, now)
+                sent += outcome is True
+                failed += outcome is False
         finally:
             try:
                 await client.quit()
             except Exception:
                 client.close()
-        return sent
+        return sent, failed
 
-    async def _send(self, client: aiosmtplib.SMTP, entry: OutboxEntry) -> bool:
-        self.store.set_reply_state(entry.id, "sending", attempts=entry.attempts + 1)
+    async def _send(self, client: aiosmtplib.SMTP, entry: OutboxEntry, now: dt.datetime) -> bool | None:
+        """True: delivered; False: failed or deferred; None: another sender claimed it first."""
+        attempts = self.store.claim_reply(entry.id, now)  # 'pending' -> 'sending', or None
+        if attempts is None:
+            log.info("reply_claimed_elsewhere", outbox_id=entry.id)
+            return None
         failpoints.hit("before_smtp_send")
         try:
             await client.sendmail(entry.from_addr, [entry.to_addr], entry.raw)
         except aiosmtplib.SMTPResponseException as e:
             if 500 <= e.code < 600:
-                self.store.set_reply_state(entry.id, "failed", last_error=f"{e.code} permanent")
+                self.store.set_reply_state(entry.id, "failed", expect="sending", last_error=f"{e.code} permanent")
                 log.error("reply_failed", outbox_id=entry.id, smtp_code=e.code)
                 return False
-            self._retry(entry, f"{e.code} temporary", attempts=entry.attempts + 1)
+            self._retry(entry, f"{e.code} temporary", attempts)
             return False
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
-            self._retry(entry, type(e).__name__, attempts=entry.attempts + 1)
+            self._retry(entry, type(e).__name__, attempts)
             return False
         failpoints.hit("after_smtp_send")
-        self.store.set_reply_state(entry.id, "sent", sent_at=utcnow(), last_error=None)
+        if not self.store.set_reply_state(entry.id, "sent", expect="sending", sent_at=utcnow(), last_error=None):
+            log.warning("reply_state_changed_elsewhere", outbox_id=entry.id, note="delivered; state left as found")
         log.info("reply_sent", outbox_id=entry.id, kind=entry.kind, case_id=entry.case_id,
-                 message_record_id=entry.message_record_id, attempts=entry.attempts + 1)
+                 message_record_id=entry.message_record_id, attempts=attempts)
         return True
 
-    def _retry(self, entry: OutboxEntry, error: str, attempts: int | None = None) -> None:
-        attempts = entry.attempts + 1 if attempts is None else attempts
+    def _retry(self, entry: OutboxEntry, error: str, attempts: int, expect: str = "sending") -> None:
         if attempts >= self.cfg.max_attempts:
-            self.store.set_reply_state(entry.id, "failed", attempts=attempts, last_error=error)
+            self.store.set_reply_state(entry.id, "failed", expect=expect, attempts=attempts, last_error=error)
             log.error("reply_failed", outbox_id=entry.id, error=error, attempts=attempts)
             return
         delay = backoff(attempts, self.cfg)
-        self.store.set_reply_state(entry.id, "pending", attempts=attempts, last_error=error,
-                                   next_attempt_at=utcnow() + dt.timedelta(seconds=delay))
-        log.info("reply_deferred", outbox_id=entry.id, error=error, attempts=attempts, retry_in_s=round(delay, 1))
+        if self.store.set_reply_state(entry.id, "pending", expect=expect, attempts=attempts, last_error=error,
+                                      next_attempt_at=utcnow() + dt.timedelta(seconds=delay)):
+            log.info("reply_deferred", outbox_id=entry.id, error=error, attempts=attempts,
+                     retry_in_s=round(delay, 1))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set: on every wake-up, and when the next retry is due."""

@@ -442,14 +442,44 @@ def _received(parsed: Parsed) -> str | None:
     return d.strftime("%d.%m.%Y kl. %H:%M") if d else None
 
 
+_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]{1,15}://|\bwww\.)\S*", re.I)
+_ADDRESS = re.compile(r"\S+@\S+")
+_DOMAIN_LIKE = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:dk|com|net|org|eu|io|info|biz|se|no|de|uk|ru|cn|xyz|top|app|link)\b", re.I)
+MAX_ECHO_SUBJECT = 80
+
+
+def greeting_for(parsed: Parsed, rules: Rules) -> str:
+    """The sender's display name only when it reads as a person's name (the check the client's
+    name passes); anything else (an address, a link, a number, a slogan) gets a fixed greeting."""
+    name = normalize(parsed.from_[0].display_name) if parsed.from_ else ""
+    name = re.sub(r"\s+", " ", name).strip().strip('"')
+    if "," in name:  # "Sørensen, Mette" (Outlook's order)
+        last, _, first = name.partition(",")
+        name = f"{first.strip()} {last.strip()}"
+    clean = extract.clean_name(name, rules) if len(name) <= 60 else None
+    return clean if clean and clean == name else "sagsbehandler"
+
+
+def echo_subject(subject: str) -> str | None:
+    """The sender's subject as our reply may repeat it (for their threading): normalised, CPR
+    masked, without reply prefixes, URLs, e-mail addresses, domain names or control
+    characters, at most 80 characters; None when nothing is left."""
+    s = mask_text(original_subject(subject))
+    s = _URL.sub(" ", s)
+    s = _ADDRESS.sub(" ", s)
+    s = _DOMAIN_LIKE.sub(" ", s)
+    s = re.sub(r"[^\w\s.,:;()/&+'’\-–?!§]", " ", s)
+    s = re.sub(r"\s+", " ", s).strip(" -:;,.")
+    if len(s) > MAX_ECHO_SUBJECT:
+        s = s[: MAX_ECHO_SUBJECT - 1].rsplit(" ", 1)[0] + "…"
+    return s or None
+
+
 def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rules,
                   case_ref: str | None = None, due_date: str | None = None,
                   attachment_count: int | None = None) -> dict:
-    greeting = (parsed.from_[0].display_name.strip() if parsed.from_ else "")[:80] or "sagsbehandler"
-    if "@" in greeting:
-        greeting = "sagsbehandler"
     return {
-        "greeting": greeting,
+        "greeting": greeting_for(parsed, rules),
         "name": result.name,
         "cpr": result.cpr,
         "invalid_cpr": result.invalid_cpr,
@@ -458,7 +488,7 @@ def reply_context(result: Result, parsed: Parsed, settings: Settings, rules: Rul
         "attachment_count": len(result.attachments) if attachment_count is None else attachment_count,
         "missing": result.missing,
         "redirect_reason": result.redirect_reason,
-        "original_subject": original_subject(parsed.subject)[:120],
+        "original_subject": echo_subject(parsed.subject),
         "received": _received(parsed),
         "case_ref": case_ref,
         "due_date": due_date,
