@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import quopri
 import re
+import secrets
 from dataclasses import dataclass
 
 REF_HEADER = "X-Intake-Body-Ref"
@@ -26,6 +27,21 @@ CHUNK = 1 << 20
 class BodyRef:
     start: int
     end: int
+
+
+class Refs(list):
+    """The bodies cut out of one message, and the secret that marks our own reference headers:
+    a reference header the sender wrote into the message is never taken for one of ours."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = secrets.token_hex(8)
+
+    def index_of(self, value: object) -> int | None:
+        m = re.fullmatch(re.escape(self.token) + r"-(\d{1,6})", str(value or "").strip())
+        if m is None or int(m.group(1)) >= len(self):
+            return None
+        return int(m.group(1))
 
 
 def _delimiters(raw: bytes) -> list[int]:
@@ -44,10 +60,10 @@ def _delimiters(raw: bytes) -> list[int]:
 def skeleton(raw: bytes, threshold: int) -> tuple[bytes, list[BodyRef]]:
     """(bytes to parse, bodies cut out). Messages under `threshold` are returned unchanged."""
     if len(raw) < threshold:
-        return raw, []
+        return raw, Refs()
     top = _BLANK.search(raw)
     if top is None:
-        return raw, []
+        return raw, Refs()
     # Regions where a part's header block begins: after each delimiter line.
     starts = []
     for d in _delimiters(raw):
@@ -61,7 +77,7 @@ def skeleton(raw: bytes, threshold: int) -> tuple[bytes, list[BodyRef]]:
     if not regions:  # a single-part message: the body is everything after the header block
         regions = [(0, len(raw))]
     out: list[bytes] = []
-    refs: list[BodyRef] = []
+    refs = Refs()
     pos = 0
     piece = max(threshold // 8, 64 * 1024)
     for hs, end in regions:
@@ -74,12 +90,12 @@ def skeleton(raw: bytes, threshold: int) -> tuple[bytes, list[BodyRef]]:
         if body_end - body_start < piece:
             continue
         out.append(raw[pos:m.start()])
-        out.append(f"\r\n{REF_HEADER}: {len(refs)}".encode())
+        out.append(f"\r\n{REF_HEADER}: {refs.token}-{len(refs)}".encode())
         out.append(raw[m.start():body_start])
         refs.append(BodyRef(body_start, body_end))
         pos = body_end
     if not refs:
-        return raw, []
+        return raw, Refs()
     out.append(raw[pos:])
     return b"".join(out), refs
 

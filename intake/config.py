@@ -106,6 +106,7 @@ class Limits(_Section):
     max_header_bytes: int = 256 * 1024  # whole header block of the top-level message
     max_multipart_boundaries: int = 200  # "boundary=" declarations in the raw message
     max_parts: int = 500
+    max_encoded_words: int = 5000  # RFC 2047 "=?" in the whole message
     max_text_chars: int = 2_000_000  # text kept from the body parts
     max_read_chars: int = 300_000  # of it, read for fields and routing (a referral is far shorter)
     big_message_bytes: int = 4 * 1024 * 1024  # above this, large bodies bypass the parser

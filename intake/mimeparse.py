@@ -252,7 +252,7 @@ def parse(raw: bytes, limits: Limits | None = None) -> Parsed:
     if header_len > limits.max_header_bytes:
         return Parsed(problem="header_too_large")
     problem = None
-    if len(_BOUNDARY_RE.findall(raw)) > limits.max_multipart_boundaries:
+    if len(_BOUNDARY_RE.findall(raw)) > limits.max_multipart_boundaries or _too_many_parts(raw, limits):
         problem = "too_complex"
     msg = None
     refs: list[bigparts.BodyRef] = []
@@ -298,18 +298,58 @@ def parse(raw: bytes, limits: Limits | None = None) -> Parsed:
         p.problem = "too_complex"
     except Exception:
         p.problem = "malformed_mime"
+    if p.problem is None and not p.text.strip() and _body_hidden(msg):
+        p.problem = "malformed_mime"  # the body was never read: never ask for "everything"
     return p
 
 
-def _payload(part: Message, raw: bytes, refs: list, limit: int | None = None) -> bytes:
+_HIDING_DEFECTS = ("StartBoundaryNotFoundDefect", "MultipartInvariantViolationDefect", "NoBoundaryInMultipartDefect")
+
+
+def _body_hidden(msg: Message) -> bool:
+    """A multipart whose delimiters were not found: its text sits unread in the preamble."""
+    try:
+        for part in [msg, *(msg.get_payload() if msg.is_multipart() and isinstance(msg.get_payload(), list) else [])]:
+            if any(type(d).__name__ in _HIDING_DEFECTS for d in getattr(part, "defects", [])):
+                return True
+    except Exception:
+        return True
+    return False
+
+
+def _ref(part: Message, refs) -> int | None:  # noqa: ANN001
+    """The index of a body we cut out (our own reference header, not one the sender wrote)."""
+    if not refs or bigparts.REF_HEADER not in part:
+        return None
+    values = part.get_all(bigparts.REF_HEADER) or []
+    return refs.index_of(values[-1]) if values else None
+
+
+def _payload(part: Message, raw: bytes, refs, limit: int | None = None) -> bytes:  # noqa: ANN001
     """The decoded body of a leaf part, from the parser or (cut-out bodies) from the raw bytes."""
-    ref = part.get(bigparts.REF_HEADER)
-    if ref is None or not refs:
+    ref = _ref(part, refs)
+    if ref is None:
         data = part.get_payload(decode=True) or b""
         return data if limit is None else data[:limit]
-    body = refs[int(str(ref))]
+    body = refs[ref]
     cte = str(part.get("content-transfer-encoding", "7bit"))
     return bigparts.read(raw, body, cte, limit if limit is not None else 1 << 62)
+
+
+_BOUNDARY_VALUE = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.IGNORECASE)
+
+
+def _too_many_parts(raw: bytes, limits: Limits) -> bool:
+    """Count delimiter lines and RFC 2047 words before the parser builds anything: a tree of
+    600,000 parts, or 24,000 encoded words in one header, is refused in milliseconds."""
+    if raw.count(b"=?") > limits.max_encoded_words:
+        return True
+    total = 0
+    for m in _BOUNDARY_VALUE.finditer(raw):
+        total += raw.count(b"\n--" + (m.group(1) or m.group(2)))
+        if total > 2 * limits.max_parts + 2:
+            return True
+    return False
 
 
 def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) -> None:
@@ -340,10 +380,10 @@ def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) 
             continue
         name = safe_filename(filename, ctype, len(p.attachments) + 1)
         doc_kind = kind_of(name, ctype)
-        ref = part.get(bigparts.REF_HEADER)
-        if ref is not None and refs:
+        ref = _ref(part, refs)
+        if ref is not None:
             cte = str(part.get("content-transfer-encoding", "7bit"))
-            fsize, sha = bigparts.digest(raw, refs[int(str(ref))], cte)
+            fsize, sha = bigparts.digest(raw, refs[ref], cte)
             if doc_kind and fsize <= limits.max_document_bytes:
                 p.documents.append((name, doc_kind, _payload(part, raw, refs, limits.max_document_bytes)))
         else:
