@@ -33,6 +33,9 @@ def _explain(path: str, d: dict) -> str:
         names = ", ".join(a["filename"] for a in d["attachments"][:6])
         more = f" (+{len(d['attachments']) - 6})" if len(d["attachments"]) > 6 else ""
         lines.append(f"  sagsakter: {len(d['attachments'])}: {names}{more}")
+    from intake.staff import evidence_lines
+
+    lines += ["  " + ln for ln in evidence_lines(d.get("evidence") or {})]
     r = d.get("reply")
     if r:
         lines.append(f"  svar: {r['kind']} til {r['to']}: {r['subject']}")
@@ -70,8 +73,13 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from intake.daemon import main as daemon_main
+    from intake.instance_lock import StoreLocked
 
-    return daemon_main(args.config, once=args.once)
+    try:
+        return daemon_main(args.config, once=args.once)
+    except StoreLocked as e:  # one line, exit 2: another daemon has the store
+        print(f"intake: {e}", file=sys.stderr)
+        return 2
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -185,12 +193,20 @@ def cmd_remind(args: argparse.Namespace) -> int:
 
     from intake import logs
     from intake.daemon import Daemon
+    from intake.instance_lock import StoreLocked
     from intake.store import utcnow
 
     logs.configure("info")
-    d = Daemon(load_settings(args.config))
-    d.scheduler.run(_now(args) or utcnow())
-    asyncio.run(d.outbox.send_all())
+    try:  # the daemon's lock: not while a daemon (or another remind) has the store
+        d = Daemon(load_settings(args.config), command="intake remind")
+    except StoreLocked as e:
+        print(f"intake: {e}", file=sys.stderr)
+        return 2
+    try:
+        d.scheduler.run(_now(args) or utcnow())
+        asyncio.run(d.outbox.send_all())
+    finally:
+        d.close()
     return 0
 
 

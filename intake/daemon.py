@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import os
 import signal
 import threading
@@ -64,6 +65,9 @@ def _keywords(result: Result) -> list[str]:
     if reason:
         kw.append(f"grund-{reason}")
     kw += [f"mangler-{m}" for m in result.missing]
+    if result.manual_reason == "uncertain":  # which items a person must find: "usikker-cpr"
+        fields = {f for e in result.evidence.get("decision", []) for f in str(e.get("field", "")).split(",") if f}
+        kw += [f"usikker-{f}" for f in ("name", "cpr", "examination", "problem", "attachments") if f in fields]
     return kw
 
 
@@ -95,6 +99,7 @@ class Processor:
     def _annotate(self, s, rec: MessageRecord, result: Result, raw: bytes | None, content_hash: str) -> None:  # noqa: ANN001
         """Security verdicts with the message, and its raw bytes encrypted to the archive key."""
         rec.encryption, rec.signature_verdict, rec.signer = result.encryption, result.signature_verdict, result.signer
+        rec.evidence = json.dumps(result.evidence_out(), ensure_ascii=False)
         if self.archive is not None and raw is not None:
             rec.archive_path = str(self.archive.store(content_hash, raw))
         s.add(rec)

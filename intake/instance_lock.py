@@ -59,7 +59,7 @@ class InstanceLock:
         self.held = False
 
     def __enter__(self) -> "InstanceLock":
-        return self.acquire()
+        return self if self.held else self.acquire()
 
     def __exit__(self, *exc) -> None:  # noqa: ANN002
         self.release()

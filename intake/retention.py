@@ -140,7 +140,7 @@ def _remove(s: Session, now: dt.datetime, cases: list[Case], recs: list[MessageR
         except FileNotFoundError:
             pass
     for r in recs:
-        r.archive_path, r.purged_at = None, now
+        r.archive_path, r.purged_at, r.evidence = None, now, None
         if r.case_id is None:
             r.sender = None
         s.add(r)

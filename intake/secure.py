@@ -366,9 +366,7 @@ def _certificate_identity(cert_file: Path) -> tuple[str | None, tuple[str, ...]]
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         emails += san.get_values_for_type(x509.RFC822Name)
-    except x509.ExtensionNotFound:
-        pass
-    except Exception:  # a malformed extension names nobody
+    except Exception:  # no SAN, or a malformed one: it names nobody
         pass
     return cert.subject.rfc4514_string(), tuple(dict.fromkeys(e.strip().lower() for e in emails))
 
@@ -484,7 +482,12 @@ def _parse_auth_results(value: str) -> tuple[str, list[_MethodResult]]:
 
 
 def _domain_of(identity: str | None) -> str:
-    return (identity or "").rpartition("@")[2].strip().rstrip(".").lower()
+    """The domain of an address or domain, lower case, as IDNA (A-labels) when it can be."""
+    d = (identity or "").rpartition("@")[2].strip().rstrip(".").lower()
+    try:
+        return d.encode("idna").decode("ascii")
+    except UnicodeError:
+        return d
 
 
 def _identity(r: _MethodResult) -> str:
@@ -517,7 +520,7 @@ def authentication_verdict(auth_results: list[str], trusted_ids: list[str], from
     if parsed is None:
         return "failed", "no trusted Authentication-Results header"
     from_domain = _domain_of(from_domain)
-    org = (org_domain or "").lower().rstrip(".")
+    org = _domain_of(org_domain)
 
     def organisational(d: str) -> str:
         return org if org and (d == org or d.endswith("." + org)) else d

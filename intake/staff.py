@@ -5,6 +5,8 @@ only ever shown masked.
 
 from __future__ import annotations
 
+import json
+
 import csv
 import datetime as dt
 import io
@@ -22,6 +24,25 @@ from intake.scheduler import Scheduler
 from intake.store import AuditEvent, Case, MessageRecord, OutboxEntry, Store, aware, utcnow
 
 OPEN = ("incomplete", "accepted")
+
+
+EVIDENCE_LABELS = {"name": "navn", "cpr": "cpr", "examinations": "undersøgelse", "problem": "problemstilling",
+                   "attachments": "sagsakter", "decision": "afgørelse", "documents": "skemaer"}
+
+
+def evidence_lines(evidence: dict) -> list[str]:
+    """Where each field and the decision came from, one line per field (staff read this to
+    trust or correct the machine); CPR numbers are masked already."""
+    out = []
+    for key, label in EVIDENCE_LABELS.items():
+        entries = evidence.get(key) or []
+        if key == "attachments":
+            continue
+        if entries:
+            out.append(f"{label + ':':<17}" + "; ".join(f"{e.get('source')} ({e.get('rule')})" for e in entries[:4]))
+        elif key in ("name", "cpr", "examinations", "problem"):
+            out.append(f"{label + ':':<17}ikke fundet")
+    return out
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -83,6 +104,7 @@ class Staff:
         for m in msgs:
             lines.append(f"    #{m.id} {fmt(m.received_at)} {m.decision}{' (opfølgning)' if m.followup else ''}"
                          f" -> {m.filed_folder or m.target_folder} [{m.state}]")
+            lines += ["      " + ln for ln in evidence_lines(json.loads(m.evidence) if m.evidence else {})]
         lines.append("  Svar:")
         for o in outs:
             lines.append(f"    #{o.id} {o.kind} til {o.to_addr}: {o.state} {fmt(o.sent_at)}")

@@ -56,6 +56,7 @@ class MessageRecord(SQLModel, table=True):
     archive_path: str | None = None  # the raw message, encrypted to the archive key
     purged_at: dt.datetime | None = None
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    evidence: str | None = None  # JSON: where each field and the decision came from (CPR masked)
 
 
 class Case(SQLModel, table=True):
