@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from intake.config import Settings  # noqa: E402
 from intake.rules import load_rules  # noqa: E402
 from intake.triage import triage  # noqa: E402
+from intake.worker import TriageWorker  # noqa: E402
+from tests.corpus.corpus import load as load_corpus  # noqa: E402
 from tests.mailfactory import BODY, PDF, referral  # noqa: E402
 
 HTML = """<html><body><p>Henvisning til <b>psykiatrisk speciallægeerklæring</b>.</p><table>
@@ -93,6 +95,25 @@ def throughput(n: int) -> None:
     print(f"bare parse+walk: {t_bare:.2f} s  {n / t_bare:,.0f} msg/s  {t_bare / n * 1e6:,.0f} us/msg")
     print(f"triage:          {t_triage:.2f} s  {n / t_triage:,.0f} msg/s  {t_triage / n * 1e6:,.0f} us/msg")
     print(f"ratio triage/bare: {t_triage / t_bare:.2f}x  (target <= 3x)")
+    with TriageWorker(settings) as w:  # what the daemon and `intake triage` do: a limited child process
+        w.triage(msgs[0])
+        t0 = time.perf_counter()
+        for raw in msgs:
+            w.triage(raw)
+        t_worker = time.perf_counter() - t0
+    print(f"triage in the worker process: {t_worker:.2f} s  {t_worker / n * 1e6:,.0f} us/msg  "
+          f"ratio to bare: {t_worker / t_bare:.2f}x  (target <= 3x)")
+    mixed = [c.raw for c in load_corpus()]
+    t0 = time.perf_counter()
+    for raw in mixed:
+        bare(raw)
+    t_bare = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for raw in mixed:
+        triage(raw, settings, rules)
+    t_mixed = time.perf_counter() - t0
+    print(f"tests/corpus ({len(mixed)} messages, forms included): bare {t_bare / len(mixed) * 1e3:.1f} ms/msg, "
+          f"triage {t_mixed / len(mixed) * 1e3:.1f} ms/msg, ratio {t_mixed / t_bare:.2f}x")
 
 
 def big_message(mb: int) -> bytes:

@@ -38,10 +38,10 @@ class Refs(list):
         self.token = secrets.token_hex(8)
 
     def index_of(self, value: object) -> int | None:
-        m = re.fullmatch(re.escape(self.token) + r"-(\d{1,6})", str(value or "").strip())
-        if m is None or int(m.group(1)) >= len(self):
+        token, _, index = str(value or "").strip().partition("-")
+        if token != self.token or not index.isdigit() or len(index) > 6 or int(index) >= len(self):
             return None
-        return int(m.group(1))
+        return int(index)
 
 
 def _delimiters(raw: bytes) -> list[int]:

@@ -117,11 +117,30 @@ def _field_label(f: dict) -> str:
 def _read_pdf(name: str, data: bytes, limits: DocumentLimits) -> Document:
     import logging
 
-    from pypdf import PdfReader
+    from pypdf import apply_configuration
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF" not in data[:1024]:
         return Document(name, "pdf", "unreadable")
+    # pypdf's own decompression and structure limits, far below its defaults: a form is small
+    with apply_configuration(**_PDF_LIMITS):
+        return _read_pdf_limited(name, data, limits)
+
+
+_MB = 1024 * 1024
+_PDF_LIMITS = dict(
+    maximum_declared_stream_length=16 * _MB, zlib_maximum_output_length=16 * _MB,
+    lzw_maximum_output_length=16 * _MB, run_length_maximum_output_length=16 * _MB,
+    jbig2_maximum_output_length=16 * _MB, array_based_stream_maximum_output_length=16 * _MB,
+    stream_decoding_work_maximum_length=48 * _MB, page_tree_maximum_entries=10_000,
+    page_tree_maximum_page_entries=50_000, form_fields_maximum_entries=5_000,
+    xfa_decoding_work_maximum_length=16 * _MB, jbig2dec_binary=None,  # never run an outside program
+)
+
+
+def _read_pdf_limited(name: str, data: bytes, limits: DocumentLimits) -> Document:
+    from pypdf import PdfReader
+
     reader = PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted:
         try:
