@@ -28,8 +28,37 @@ from pathlib import Path
 from intake.config import SecurityConfig, read_secret
 
 _BLANK = re.compile(rb"\r?\n\r?\n")
-_PGP_MESSAGE = re.compile(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----", re.S)
-_PGP_SIGNED = re.compile(rb"-----BEGIN PGP SIGNED MESSAGE-----.*?-----END PGP SIGNATURE-----", re.S)
+class _Armour:
+    """The first armoured block from `begin` to `end`, found with two linear `find`s (a regex
+    `BEGIN.*?END` over raw input is quadratic when a message holds many BEGIN lines)."""
+
+    def __init__(self, begin: bytes, end: bytes) -> None:
+        self.begin, self.end_marker = begin, end
+
+    def search(self, raw: bytes) -> _Found | None:
+        i = raw.find(self.begin)
+        if i == -1:
+            return None
+        j = raw.find(self.end_marker, i + len(self.begin))
+        return None if j == -1 else _Found(raw, i, j + len(self.end_marker))
+
+
+class _Found:
+    def __init__(self, raw: bytes, start: int, end: int) -> None:
+        self._raw, self._start, self._end = raw, start, end
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    def group(self, _n: int = 0) -> bytes:
+        return self._raw[self._start:self._end]
+
+
+_PGP_MESSAGE = _Armour(b"-----BEGIN PGP MESSAGE-----", b"-----END PGP MESSAGE-----")
+_PGP_SIGNED = _Armour(b"-----BEGIN PGP SIGNED MESSAGE-----", b"-----END PGP SIGNATURE-----")
 MAX_LAYERS = 4
 
 
