@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -72,11 +73,15 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # A stop asked for while the daemon is still loading is kept and honoured once it runs.
+    early: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: early.append(signal.Signals(signum).name))
     from intake.daemon import main as daemon_main
     from intake.instance_lock import StoreLocked
 
     try:
-        return daemon_main(args.config, once=args.once)
+        return daemon_main(args.config, once=args.once, early_stop=early)
     except StoreLocked as e:  # one line, exit 2: another daemon has the store
         print(f"intake: {e}", file=sys.stderr)
         return 2

@@ -327,6 +327,7 @@ class ImapWorker:
         self.notify = notify
         self.stop = stop
         self.prefer_move = prefer_move
+        self.early_stop: list[str] = []  # signals received before the event loop ran (cli)
         self.processed = 0
 
     def folders(self) -> list[str]:
@@ -427,6 +428,8 @@ class Daemon:
                 loop.add_signal_handler(sig, request_stop, sig.name)
             except (NotImplementedError, RuntimeError):
                 pass
+        if self.early_stop:  # asked to stop while we were still loading
+            request_stop(self.early_stop[0])
         for s in (self.settings.mailbox, self.settings.smtp):
             if s.security == "plain":
                 log.warning("plaintext_connection", host=s.host, port=s.port,
@@ -502,11 +505,12 @@ class Daemon:
                 pass
 
 
-def main(config: str, once: bool = False) -> int:
+def main(config: str, once: bool = False, early_stop: list[str] | None = None) -> int:
     settings = load_settings(config)
     logs.configure(os.environ.get("INTAKE_LOG_LEVEL", "info"))
     prefer_move = os.environ.get("INTAKE_IMAP_NO_MOVE") != "1"
     daemon = Daemon(settings, prefer_move=prefer_move)  # StoreLocked: the cli says so, exit 2
+    daemon.early_stop = early_stop if early_stop is not None else []
     try:
         return asyncio.run(daemon.run(once))
     finally:

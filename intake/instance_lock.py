@@ -79,14 +79,15 @@ class FileLock(InstanceLock):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            holder = (os.pread(fd, 200, 0).decode("utf-8", "replace").splitlines() or [""])[0].strip()
             os.close(fd)
             raise StoreLocked(safe_url(self.url), holder or None) from None
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, {self.command}\n".encode(), 0)
+        line = f"pid {os.getpid()}, {self.command}\n".encode()
+        os.pwrite(fd, line, 0)  # then cut: a reader meanwhile sees a whole first line
+        os.ftruncate(fd, len(line))
         self.fd, self.held = fd, True
         return self
 

@@ -139,6 +139,14 @@ _DISCLAIMER = re.compile(
 _SENTENCE = re.compile(r"^\W{0,3}[^\W\d_].{14,}[.!?]\s*$")
 
 
+def _is_postscript(s: str) -> bool:
+    """A full sentence (not a name, title, address or phone line, not a disclaimer)."""
+    if not _SENTENCE.match(s) or "@" in s or len(re.findall(r"\d", s)) > 5 or _DISCLAIMER.search(s):
+        return False
+    words = s.split()
+    return len(words) >= 3 and any(w.isalpha() and w.islower() and len(w) >= 3 for w in words[1:])
+
+
 def _signature_lines(lines: list[str], signature_start: re.Pattern[str]) -> list[tuple[str, int, int]]:
     """Cut a block's lines into ("text" | "signature", start, end) runs. A signature runs from
     "Med venlig hilsen", "Mvh", "-- " … over short lines (names, titles, phone numbers) and
@@ -155,8 +163,7 @@ def _signature_lines(lines: list[str], signature_start: re.Pattern[str]) -> list
         j = i + 1
         while j < n:
             s = lines[j].strip()
-            if _SENTENCE.match(s) and len(s.split()) >= 3 and not re.search(r"\d|@", s) \
-                    and not _DISCLAIMER.search(s) and not _DISCLAIMER.search(lines[j - 1]):
+            if _is_postscript(s) and not _DISCLAIMER.search(lines[j - 1]):
                 break
             j += 1
         runs.append(("signature", i, j))

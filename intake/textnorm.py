@@ -10,18 +10,33 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
-# Every character of Unicode's dash punctuation class (Pd) plus the minus signs and the
-# non-breaking hyphen, as "-".
-_BMP_AND_TAGS = [*range(0x10000), *range(0xE0000, 0xE0080)]
-_DASHES = "".join(chr(c) for c in _BMP_AND_TAGS if unicodedata.category(chr(c)) == "Pd") + "\u2212\u2043\ufe63\uff0d"
-# Every space separator (Zs) and the tab-like controls other than TAB and newline, as " ".
-_SPACES = "".join(chr(c) for c in _BMP_AND_TAGS if unicodedata.category(chr(c)) == "Zs" and c != 0x20)
-# Format characters (Cf: zero-width space/joiners, soft hyphen, bidi marks) vanish.
-_FORMAT = "".join(chr(c) for c in _BMP_AND_TAGS if unicodedata.category(chr(c)) == "Cf")
+_BMP_AND_TAGS = (range(0x10000), range(0xE0000, 0xE0080))
 
-_TABLE = str.maketrans({**{ch: "-" for ch in _DASHES}, **{ch: " " for ch in _SPACES},
-                        **{ch: None for ch in _FORMAT}, "\u00b7": ".", "\u2024": ".", "\u2027": "."})
+
+@lru_cache(maxsize=1)
+def _table() -> dict[int, str | None]:
+    """Every dash (Pd, minus signs, the non-breaking hyphen) as "-", every space separator (Zs)
+    as " ", format characters (Cf: zero-width, soft hyphen, bidi marks) removed, middle dots
+    as ".". Built on first use (it walks the BMP once)."""
+    table: dict[int, str | None] = {}
+    for rng in _BMP_AND_TAGS:
+        for c in rng:
+            cat = unicodedata.category(chr(c))
+            if cat == "Pd":
+                table[c] = "-"
+            elif cat == "Zs" and c != 0x20:
+                table[c] = " "
+            elif cat == "Cf":
+                table[c] = None
+    for ch in "\u2212\u2043\ufe63\uff0d":
+        table[ord(ch)] = "-"
+    for ch in "\u00b7\u2024\u2027":
+        table[ord(ch)] = "."
+    return table
+
+
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -30,4 +45,4 @@ def normalize(text: str) -> str:
     (TAB and newline kept: they carry table columns and lines)."""
     if text.isascii():
         return _CONTROLS.sub(" ", text) if _CONTROLS.search(text) else text
-    return _CONTROLS.sub(" ", unicodedata.normalize("NFKC", text).translate(_TABLE))
+    return _CONTROLS.sub(" ", unicodedata.normalize("NFKC", text).translate(_table()))

@@ -4,6 +4,7 @@ that fails closed. Real gpg and real openssl throughout (tests/cryptofactory.py)
 
 from __future__ import annotations
 
+import json
 import time
 from email.message import EmailMessage
 
@@ -65,7 +66,8 @@ def _layouts(block: str) -> dict[str, bytes]:
         "text_after": plain_mail(block + "\nNavn: Karen Lund\nCPR: 120385-1233\n"),
         "quoted": plain_mail("Tak.\n\n" + "\n".join("> " + ln for ln in block.splitlines())),
         "two_blocks": plain_mail(block + "\nCPR: 120385-1233\n" + block),
-        "with_attachment": referral(block),  # multipart/mixed: the attached PDF is not covered
+        # multipart/mixed, the block as the whole 7bit text part: the attached PDF is not covered
+        "with_attachment": referral(block, charset="us-ascii"),
     }
 
 
@@ -116,6 +118,19 @@ def test_clearsigned_whole_body_by_the_municipality_is_accepted(pgp, smime, wrap
     assert r.decision == "incomplete" and r.missing == ["attachments"]  # read, and nothing attached
     assert (r.name, r.cpr) == ("Karen Lund", "120385-XXXX")
     assert "PGP" not in parsed.text  # what is triaged is the signed text, not the armor
+
+
+def test_inline_encrypted_and_signed_counts_only_as_the_whole_body(pgp, rebild, smime):
+    s = settings_for(pgp, smime, pgp_fingerprints=[pgp.muni_fpr])
+    armor = str(pgp.sender.encrypt(BODY.encode("utf-8"), pgp.unit_fpr, sign=pgp.muni_fpr, always_trust=True,
+                                   armor=True))
+    r = decide(plain_mail("\n" + armor + "\n"), s)
+    assert (r.encryption, r.signature_verdict, r.signer, r.decision) == ("pgp", "valid", pgp.muni_fpr, "incomplete")
+    assert r.name == "Karen Lund"
+    # the same signed-and-encrypted block under unsigned text: decrypted, but not the mail's signature
+    r = decide(plain_mail("Navn: Ole Olsen\nCPR: 010203-1234\n\n" + armor), s)
+    assert manual(r, "signature_required")
+    assert (r.encryption, r.signature_verdict, r.signer) == ("pgp", "partial", None)
 
 
 def test_tampered_whole_body_clearsigned_is_a_bad_signature(pgp, smime):
@@ -342,7 +357,7 @@ pgp_fingerprints = ["{pgp.muni_fpr}"]
     assert p.returncode == 0, p.stderr
     time.sleep(0.5)
     assert len(smtp.messages) == 1
-    triaged = [e for e in map(__import__("json").loads, p.stdout.splitlines()) if e["event"] == "message_triaged"]
+    triaged = [e for e in map(json.loads, p.stdout.splitlines()) if e["event"] == "message_triaged"]
     assert [(e["decision"], e["reason"]) for e in triaged] == [("manual", "signature_required")]
     placed = {name: [raw for raw, _ in msgs] for name, msgs in dovecot.folder_messages().items()}
     assert any(b"<unsigned@aalborg.dk>" in raw for raw in placed["Triage/Manuel"])
