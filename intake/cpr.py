@@ -51,6 +51,33 @@ def mask_text(text: str) -> str:
     return _SHAPED.sub(lambda m: f"{m.group(1)}{m.group(3)}{m.group(4)}-XXXX", text)
 
 
+# Digits spread out so that no DDMMYY-SSSS shape is left: "0 7 1 1 7 9 - 4 3 2 1",
+# "12 03 85 12 33", "12.03.1985-1233". A run of digits joined only by short separators.
+_SPREAD = re.compile(r"\d(?:[ ]{0,2}[-./_]?[ ]{0,2}\d)+")
+
+
+def _date_like(six: str) -> bool:
+    return 1 <= int(six[:2]) <= 31 and 1 <= int(six[2:4]) <= 12
+
+
+def _mask_run(m: re.Match[str]) -> str:
+    run = m.group(0)
+    digits = re.sub(r"\D", "", run)
+    if len(digits) < 10 or not any(_date_like(digits[i:i + 6]) for i in range(len(digits) - 9)):
+        return run
+    if len(digits) == 10:
+        return f"{digits[:6]}-XXXX"
+    return re.sub(r"\d", "X", run)  # more digits than a CPR number: which ten is unknown, hide all
+
+
+def mask_strict(text: str) -> str:
+    """`mask_text`, and then every run of ten or more digits joined only by spaces, dashes,
+    dots, slashes or underscores that holds a DDMM date: for text that leaves the system
+    (replies, logs), where hiding a harmless number costs nothing and a CPR number written
+    digit by digit must not pass."""
+    return _SPREAD.sub(_mask_run, mask_text(text))
+
+
 def birth_date(number: str) -> dt.date | None:
     try:
         return stdnum_cpr.get_birth_date(number)

@@ -20,12 +20,16 @@ from intake import examinations as exams
 from intake.pairs import Pair, continuation, label_key, pairs
 from intake.rules import Rules
 
-_NAME_WORD = re.compile(r"^[A-ZÆØÅÄÖÜÉÈÁÍÓÚÑ][a-zæøåäöüéèáíóúñçA-ZÆØÅÄÖÜÉ'’.\-]*$")
-_LOOSE_WORD = re.compile(r"^[^\W\d_][^\W\d_'’.\-]*(?:[-'’][^\W\d_]+)*\.?$")
+def _name_word(w: str, loose: bool = False) -> bool:
+    """A word of a person's name: letters of any script (Petrović, Ågesen), with "-", "'",
+    "’" or a final "."; capitalised unless `loose` (under a name label)."""
+    if not w or not w[0].isalpha() or not (loose or w[0].isupper()):
+        return False
+    return all(ch.isalpha() or ch in "'’-." for ch in w) and not re.search(r"[-'’.]{2}", w)
 _PARTICLES = frozenset({"von", "van", "de", "der", "den", "la", "le", "af", "bin", "ibn", "el", "al", "da", "di",
                         "dela", "del", "du", "dos", "das", "ten", "ter", "zu", "y"})
 _LETTERS = re.compile(r"[^\W\d_]")
-_CPR_SHAPE = r"\d{6}\s?-?\s?\d{4}"
+_CPR_SHAPE = r"\d{6}\s?-?\s?(?:\d{4}|[xX*]{4})"
 # A capitalised name right before a CPR number: "Anders Holm Kristensen, 110381-2245",
 # "Birgitte Dam Sørensen (cpr 170868-2040)". Bounded repetition: linear.
 _NAME_BEFORE_CPR = re.compile(
@@ -83,13 +87,12 @@ def clean_name(value: str, rules: Rules, labelled: bool = False) -> str | None:
     words = value.split(" ")
     if not 2 <= len(words) <= 6:
         return None
-    word_re = _LOOSE_WORD if labelled else _NAME_WORD
     for i, w in enumerate(words):
         if w.lower().strip(".") in rules.not_name_words:
             return None
         if w.lower() in _PARTICLES and 0 < i < len(words) - 1:
             continue
-        if not word_re.match(w):
+        if not _name_word(w, loose=labelled):
             return None
     if labelled and value.islower() is False and not any(w[0].isupper() for w in words):
         return None
@@ -278,15 +281,21 @@ def _question_about_client(q: str) -> bool:
 
 
 def _listed_after(text: str, line_no: int) -> str | None:
-    """List items or questions on the lines after line `line_no`."""
+    """List items or questions on the lines after line `line_no` (an introducing line): marked
+    items, questions, or short lines that continue the sentence ("hvilke begrænsninger …");
+    blank lines between items are allowed (HTML paragraphs)."""
     items: list[str] = []
-    for ln in text.split("\n")[line_no + 1: line_no + 25]:
+    blanks = 0
+    for ln in text.split("\n")[line_no + 1: line_no + 30]:
         s = ln.strip()
         if not s:
-            if items:
+            blanks += 1
+            if blanks > 1 and items:
                 break
             continue
-        if _LIST_ITEM.match(ln) or s.endswith("?"):
+        blanks = 0
+        continues = s[0].islower() or (len(s.split()) <= 15 and not s.endswith("."))
+        if _LIST_ITEM.match(ln) or s.endswith("?") or (continues and ":" not in s[:40]):
             items.append(s)
         elif items:
             break

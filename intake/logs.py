@@ -11,12 +11,12 @@ import sys
 
 import structlog
 
-from intake.cpr import mask_text
+from intake.cpr import mask_strict
 
 
 def _mask(value):
     if isinstance(value, str):
-        return mask_text(value)
+        return mask_strict(value)
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from intake.cpr import mask_text
+from intake.cpr import mask_strict
 from intake.mimeparse import one_line
 from intake.resources import templates_dir
 
@@ -79,8 +79,51 @@ def _environment(folder: str) -> jinja2.Environment:
     )
 
 
+# What a reply may repeat from the incoming message (the sender's name for the greeting, the
+# client's name, the sender's subject) is checked once more here, where the text leaves:
+# a person's name is 2-6 words of letters (a hyphen or apostrophe inside a word, an initial's
+# dot), and an echoed subject holds no link, address, domain name or IP address.
+_PERSON_WORD = r"(?:(?:[^\W\d_]\.){1,3}|[^\W\d_]+(?:[-'’][^\W\d_]+)*\.?)"
+_PERSON = re.compile(rf"{_PERSON_WORD}(?: {_PERSON_WORD}){{1,5}}")
+_LINKISH = re.compile(
+    r"\b[a-z][a-z0-9+.-]{0,15}://\S*"  # scheme://…
+    r"|\b(?:mailto|tel|sms|data|javascript|file|callto|sip|skype|ftp)\s*:\S*"
+    r"|\bwww\d?\.\S*"
+    r"|\S*@\S*"
+    r"|(?<![\w.])[\w-]{2,}(?:\.[\w-]+)*\.[^\W\d_]{2,24}\b(?:[/:?#]\S*)?"  # bit.ly/x, evil.example
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b(?:[/:?#]\S*)?",  # 203.0.113.7/login
+    re.IGNORECASE)
+MAX_ECHO = 200
+
+
+def _person(value: str | None) -> str | None:
+    if not value or len(value) > 60:
+        return None
+    return value if _PERSON.fullmatch(value) else None
+
+
+def _echo(value: str | None) -> str | None:
+    if not value:
+        return None
+    s = mask_strict(value[:MAX_ECHO])
+    s = _LINKISH.sub(" ", s)
+    s = re.sub(r"\s+", " ", "".join(ch if ch.isprintable() else " " for ch in s)).strip(" -:;,.")
+    return s or None
+
+
+def _safe_context(context: dict) -> dict:
+    context = dict(context)
+    if context.get("greeting") != "sagsbehandler" and not _person(context.get("greeting")):
+        context["greeting"] = "sagsbehandler"
+    if context.get("name") is not None and not _person(context["name"]):
+        context["name"] = None
+    if "original_subject" in context:
+        context["original_subject"] = _echo(context["original_subject"])
+    return context
+
+
 def _clean_subject(s: str) -> str:
-    s = one_line(mask_text(s))
+    s = one_line(mask_strict(s))
     return s if len(s) <= MAX_SUBJECT else s[: MAX_SUBJECT - 1].rstrip() + "…"
 
 
@@ -90,9 +133,9 @@ def render(kind: str, context: dict, folder: Path | None = None) -> tuple[str, s
         raise ValueError(f"unknown reply kind {kind!r}")
     env = _environment(str(folder or templates_dir()))
     tmpl = env.get_template(f"{kind}.txt.j2")
-    context = {**_DEFAULTS, **context}
+    context = _safe_context({**_DEFAULTS, **context})
     ctx = tmpl.new_context(dict(context))
     subject = "".join(tmpl.blocks["subject"](ctx))
     body = tmpl.render(context)
-    lines = [ln.rstrip() for ln in mask_text(body).strip("\n").split("\n")]
+    lines = [ln.rstrip() for ln in mask_strict(body).strip("\n").split("\n")]
     return _clean_subject(subject), re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"

@@ -71,6 +71,7 @@ class Rules:
     redirect_rules: tuple[RedirectRule, ...]
     redirect_window_words: int
     redirect_negation_cue: re.Pattern[str]
+    klinisk_funktion_examinations: frozenset[str]
     redirect_past_cue: re.Pattern[str]
     redirect_ongoing_cue: re.Pattern[str]
     redirect_after_cue: re.Pattern[str]
@@ -155,6 +156,7 @@ def compile_rules(data: dict) -> Rules:
         redirect_rules=rules,
         redirect_window_words=words,
         redirect_negation_cue=negation,
+        klinisk_funktion_examinations=frozenset(red.get("klinisk_funktion_examinations", [])),
         redirect_past_cue=past,
         redirect_ongoing_cue=ongoing,
         redirect_after_cue=after,

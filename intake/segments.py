@@ -173,6 +173,9 @@ def _signature_lines(lines: list[str], signature_start: re.Pattern[str]) -> list
     return runs
 
 
+_POINTS_BELOW = re.compile(r"\b(?:nedenfor|nedenstående|herunder|forneden|i\s+tråden|se\s+tråden|videresend\w*)\b", re.I)
+
+
 def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, str]:
     """(text, signature) of a text with at most one signature (see `_signature_lines`)."""
     lines = text.split("\n")
@@ -209,6 +212,8 @@ def segment(text: str, subject: str, signature_start: re.Pattern[str],
             depth += 1
             if _is_own(headers, own_addresses) or above_kind == "quoted":
                 kind = "quoted"
+            elif _POINTS_BELOW.search(above_text or ""):
+                kind = "forwarded"  # "… fremgår af min kollegas mail nedenfor": the sender points to it
             elif bkind == "forward":
                 kind = "forwarded"
             elif bkind == "reply":

@@ -283,29 +283,39 @@ def _new_units(ctx: Context) -> list[tuple[str, str]]:
     return [(src, t) for src, t in ctx.units if not src.startswith(("attachment:", extract.FORM_PAGE))]
 
 
-def step_not_a_referral(ctx: Context) -> bool:
-    """Withdrawals, thank-yous, questions about a case, follow-ups to our mail: no reply.
-    Decided before routing: a withdrawal that names a ressourceforløb is not a portal case."""
-    rules, r = ctx.rules, ctx.result
+def _subject_unit(ctx: Context) -> list[tuple[str, str]]:
+    """The subject as a unit to read, unless it is a reply's: that is the thread's subject
+    ("SV: Camilla – KF eller SME?") and says nothing of what this message asks."""
     subject = normalize(ctx.parsed.subject)
-    new = [("subject", subject)] + _new_units(ctx)
-    for src, t in new:
-        m = rules.not_referral_strong.search(t)
+    return [] if segments.REPLY_PREFIX.match(subject) else [("subject", subject)]
+
+
+def step_withdrawal(ctx: Context) -> bool:
+    """Withdrawals and thank-yous are not requests at all: no reply, not even a redirect (a
+    withdrawal that names a ressourceforløb is not a portal case)."""
+    for src, t in _subject_unit(ctx) + _new_units(ctx):
+        m = ctx.rules.not_referral_strong.search(t)
         if m:
             return _not_referral(ctx, src, m.group(0))
+    return False
+
+
+def step_not_a_referral(ctx: Context) -> bool:
+    """Questions about a case, extra material, follow-ups to our mail, text that asks for
+    nothing: no "missing items" reply (unless the message is itself a complete referral)."""
+    rules, r = ctx.rules, ctx.result
+    new = _subject_unit(ctx) + _new_units(ctx)
     complete = bool(r.name and r.cpr_digits and r.examinations and r.problem)
     intent = any(rules.referral_intent.search(t) for _s, t in new)
+    ctx.intent = intent
     if complete and intent:
         return False
     for src, t in new:
-        if src == "subject" and segments.REPLY_PREFIX.match(t):
-            continue  # a reply keeps the thread's subject: it says nothing of this message
         m = rules.not_referral_weak.search(t)
         if m:
             return _not_referral(ctx, src, m.group(0))
     if segments.is_reply_to_us(ctx.segments, ctx.parsed.subject, frozenset(ctx.settings.own_addresses), CASE_REF):
         return _not_referral(ctx, "subject", "a reply in one of our threads (follow-up)")
-    ctx.intent = intent
     return False
 
 
@@ -315,7 +325,7 @@ def _not_referral(ctx: Context, source: str, rule: str) -> bool:
 
 
 def step_redirect(ctx: Context) -> bool:
-    units = [("subject", normalize(ctx.parsed.subject))] + _new_units(ctx)
+    units = _subject_unit(ctx) + _new_units(ctx)
     # attached forms count, attached case files (history) do not
     units += [(src, t) for src, t in ctx.units if src.startswith("attachment:")
               and ctx.rules.form_name.search(src)]
@@ -324,6 +334,13 @@ def step_redirect(ctx: Context) -> bool:
         return False
     reason, ev = found
     ctx.result.evidence.setdefault("decision", []).append(ev)
+    kf = [e for e in ctx.result.examinations if e in ctx.rules.klinisk_funktion_examinations]
+    if reason in ("rehabiliteringsteam", "loebende_sag") and kf:
+        # seed 004, § 1, stk. 3: in these cases specialist statements come only from Klinisk
+        # Funktion; both reasons fit, and the contract's precedence puts klinisk_funktion first
+        reason = "klinisk_funktion"
+        ctx.result.evidence["decision"].append(
+            {"source": "rules", "rule": "specialist examination asked for in a case Klinisk Funktion covers: " + ", ".join(kf)})
     return ctx.settle("redirect", reason)
 
 
@@ -414,9 +431,10 @@ PIPELINE: tuple[tuple[str, Step], ...] = (
     ("security", step_security),
     ("structure", step_structure),
     ("fields", step_fields),
-    ("not_a_referral", step_not_a_referral),
+    ("withdrawal", step_withdrawal),
     ("redirect", step_redirect),
     ("multiple_cpr", step_multiple_cpr),
+    ("not_a_referral", step_not_a_referral),
     ("uncertain", step_uncertain),
     ("complete", step_complete),
 )
