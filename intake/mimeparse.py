@@ -11,14 +11,17 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from email import errors, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import PurePosixPath, PureWindowsPath
 
 from intake import bigparts
 from intake.config import Limits
+from intake.cpr import mask_text
 from intake.documents import kind_of
 from intake.htmltext import html_to_text
+from intake.textnorm import normalize
 
 _POLICY = policy.default
 _BOUNDARY_RE = re.compile(rb"boundary\s*=", re.IGNORECASE)
@@ -37,6 +40,11 @@ MAX_MIME_FIELD_BYTES = 8 * 1024
 # The subject as read: a real one is one line (RFC 5322: 998 characters); echoing and reading a
 # 250 KB subject would cost quadratic regex time for nothing.
 MAX_SUBJECT_CHARS = 2000
+# A header value longer than this is not given to the stdlib's full header parser (recursive
+# descent, about 2,500 bytes of memory per byte of input: 200 KB of encoded words cost 500 MB);
+# its encoded words are decoded by the legacy decoder, and an address header this long is
+# defective. Real ones are under 1 KB.
+MAX_PARSED_HEADER = 8 * 1024
 # A text part whose base64 could not be decoded (the stdlib then hands back the encoded bytes)
 # or lost characters: its text is not what the sender wrote.
 _BROKEN_BASE64 = (errors.InvalidBase64LengthDefect, errors.InvalidBase64CharactersDefect)
@@ -125,7 +133,8 @@ def one_line(s: str) -> str:
 def safe_filename(name: str | None, content_type: str, index: int) -> str:
     """A filename safe to show, and to write on Linux and on Windows.
 
-    No directory part; no control or format characters (C0/C1 controls, bidi overrides such as
+    A CPR number in it is masked (`DDMMYY-XXXX`, any separator), like everywhere else. No
+    directory part; no control or format characters (C0/C1 controls, bidi overrides such as
     U+202E, zero-width characters), no surrogates, line or paragraph separators; none of the
     characters Windows refuses (`<>:"|?*`, also `/` and `\\`: `_`); no leading dots, no trailing
     dots or spaces; no Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, with or without
@@ -147,6 +156,9 @@ def safe_filename(name: str | None, content_type: str, index: int) -> str:
         name = "".join(ch for ch in name if unicodedata.category(ch) not in drop)
         name = PureWindowsPath(PurePosixPath(name.replace("\\", "/")).name).name
         name = trim(re.sub(r'[<>:"|?*/\\]', "_", name))
+        masked = mask_text(name)  # "Journal 120385-1234.pdf": shown, logged as evidence, stored
+        if masked != normalize(name):
+            name = trim(re.sub(r'[<>:"|?*/\\]', "_", masked))
         if len(name.encode("utf-8")) > max_bytes:
             stem, dot, ext = name.rpartition(".")
             if not (dot and stem and len((dot + ext).encode("utf-8")) <= 16):
@@ -173,7 +185,9 @@ def _header_values(msg: Message) -> dict[str, list[str]]:
     for name, raw in msg.raw_items():
         key = name.lower()
         raw = str(raw)
-        if key in _DECODED_HEADERS or "=?" in raw:
+        if len(raw) > MAX_PARSED_HEADER:  # the full parser would hold ~2,500 bytes per byte
+            raw = _cheap_decode(raw) if "=?" in raw else raw
+        elif key in _DECODED_HEADERS or "=?" in raw:
             try:
                 raw = str(_POLICY.header_fetch_parse(name, raw))
             except Exception:  # a header the parser chokes on: keep the raw text
@@ -182,9 +196,20 @@ def _header_values(msg: Message) -> dict[str, list[str]]:
     return out
 
 
-def _addresses(msg: EmailMessage, name: str) -> tuple[list[Address], bool]:
-    """Addresses of an address header, and whether the header was defective."""
+def _cheap_decode(raw: str) -> str:
+    """RFC 2047 words decoded by the legacy (regular-expression) decoder: linear, small."""
     try:
+        return str(make_header(decode_header(raw)))
+    except Exception:
+        return raw
+
+
+def _addresses(msg: EmailMessage, name: str) -> tuple[list[Address], bool]:
+    """Addresses of an address header, and whether the header was defective (a header longer
+    than any real one is: it is not parsed)."""
+    try:
+        if any(len(str(v)) > MAX_PARSED_HEADER for k, v in msg.raw_items() if k.lower() == name.lower()):
+            return [], True
         h = msg[name]
         if h is None:
             return [], False
@@ -283,6 +308,8 @@ def parse(raw: bytes, limits: Limits | None = None) -> Parsed:
         return Parsed(problem="header_too_large")
     problem = None
     if len(_BOUNDARY_RE.findall(raw)) > limits.max_multipart_boundaries or _too_many_parts(raw, limits):
+        problem = "too_complex"
+    elif _oversized_mime_field(raw, MAX_MIME_FIELD_BYTES):
         problem = "too_complex"
     msg = None
     refs: list[bigparts.BodyRef] = []

@@ -461,8 +461,8 @@ def _received(parsed: Parsed) -> str | None:
 
 
 _URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]{1,15}://|\bwww\.)\S*", re.I)
-_ADDRESS = re.compile(r"\S+@\S+")
-_DOMAIN_LIKE = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:dk|com|net|org|eu|io|info|biz|se|no|de|uk|ru|cn|xyz|top|app|link)\b", re.I)
+_HOST_LIKE = re.compile(r"\w\.[^\W\d_]{2,}(?:/|:\d|$)|\d{1,3}(?:\.\d{1,3}){3}")
+_DOMAIN_LIKE = re.compile(r"\.(?:dk|com|net|org|eu|io|info|biz|se|no|de|uk|ru|cn|xyz|top|app|link)\b", re.I)
 MAX_ECHO_SUBJECT = 80
 
 
@@ -482,10 +482,10 @@ def echo_subject(subject: str) -> str | None:
     """The sender's subject as our reply may repeat it (for their threading): normalised, CPR
     masked, without reply prefixes, URLs, e-mail addresses, domain names or control
     characters, at most 80 characters; None when nothing is left."""
-    s = mask_text(original_subject(subject))
-    s = _URL.sub(" ", s)
-    s = _ADDRESS.sub(" ", s)
-    s = _DOMAIN_LIKE.sub(" ", s)
+    s = mask_text(original_subject(subject)[:MAX_ECHO_SUBJECT * 4])
+    # word by word (linear): a word that holds a link, an address or a domain goes whole
+    s = " ".join(w for w in s.split()
+                 if not (_URL.search(w) or "@" in w or _DOMAIN_LIKE.search(w) or _HOST_LIKE.search(w)))
     s = re.sub(r"[^\w\s.,:;()/&+'’\-–?!§]", " ", s)
     s = re.sub(r"\s+", " ", s).strip(" -:;,.")
     if len(s) > MAX_ECHO_SUBJECT:
