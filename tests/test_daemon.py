@@ -283,12 +283,14 @@ def test_polling_when_idle_is_off(tmp_path, dovecot, smtp, ca):
 def test_reconnects_after_the_imap_server_restarts(env: Env, dovecot, smtp):
     proc = env.start()
     try:
-        time.sleep(1.5)
+        # connected for sure (not a guess at start-up time): the first referral is answered
+        dovecot.append(referral(message_id="<before@aalborg.dk>"))
+        assert len(smtp.wait_for(1, timeout=60)) == 1
         dovecot.stop()
         time.sleep(1.0)
         dovecot.start()  # same ports, same mail
         dovecot.append(referral(message_id="<back@aalborg.dk>"))
-        assert len(smtp.wait_for(1, timeout=30)) == 1
+        assert len(smtp.wait_for(2, timeout=60)) == 2
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
