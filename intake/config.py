@@ -114,6 +114,7 @@ class Limits(_Section):
     # The triage runs in a child process with these limits (intake.worker); a message that hits
     # one is filed in the manual folder with reason too_costly.
     worker: bool = True
+    worker_processes: int = 0  # workers that triage a batch side by side; 0: one per core
     worker_memory_mb: int = 512
     worker_cpu_seconds: float = 10.0
     worker_wall_seconds: float = 30.0

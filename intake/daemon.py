@@ -41,7 +41,7 @@ from intake.rules import Rules, load_rules
 from intake.scheduler import Scheduler
 from intake.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
 from intake.triage import REPLY_KIND, Result, build_reply
-from intake.worker import triager
+from intake.worker import TriagePool
 from intake.workdays import Calendar
 
 log = logs.get("intake.daemon")
@@ -92,7 +92,9 @@ class Processor:
         self.rules = rules
         self.hmac_key = hmac_key
         self.calendar = Calendar(settings.cases.extra_closed_days)
-        self.triage = triager(settings)  # in a worker process with time and memory limits
+        self.pool = TriagePool(settings)  # worker processes with time and memory limits
+        self.triage = self.pool.triage
+        self.prefetched: dict[int, tuple] = {}  # uid -> triage result of the batch in hand
         sec = settings.security
         self.archive = Archive(sec.archive_key_file, sec.archive_dir) if sec.archive_key_file and sec.archive_dir else None
 
@@ -107,6 +109,9 @@ class Processor:
     def handle_batch(self, mb: Mailbox, batch: list[NewMessage]) -> int:
         limit = mb.cfg.max_message_bytes
         bodies = mb.fetch_many([nm.uid for nm in batch if nm.size <= limit])
+        uids = [nm.uid for nm in batch if nm.uid in bodies]
+        # the batch is triaged side by side in the worker processes before the transaction
+        self.prefetched = dict(zip(uids, self.pool.triage_many([bodies[u] for u in uids], render_reply=False)))
         plans: list[Plan] = []
         with self.store.session() as s:
             for nm in batch:
@@ -150,7 +155,7 @@ class Processor:
         if raw is None:
             result = Result(decision="manual", manual_reason="too_large", message_id=nm.message_id)
         else:
-            result, parsed = self.triage(raw, render_reply=False)
+            result, parsed = self.prefetched.pop(nm.uid, None) or self.triage(raw, render_reply=False)
             if result.decision != "ignored" and result.manual_reason not in NOT_A_FOLLOWUP:
                 case = self._case_for(s, parsed)
                 if case is not None:
@@ -411,7 +416,8 @@ class Daemon:
         self.thread_stop = threading.Event()
 
     def close(self) -> None:
-        """Give the store back (the lock goes with the process anyway)."""
+        """Stop the triage workers and give the store back (the lock goes with the process anyway)."""
+        self.processor.pool.close()
         self.lock.release()
 
     async def run(self, once: bool = False) -> int:

@@ -58,6 +58,55 @@ def triager(settings: Settings):  # noqa: ANN201
     return lambda raw, **kw: triage(raw, settings, rules, **kw)
 
 
+class TriagePool:
+    """`processes` workers (one per core by default) that triage a batch side by side: the
+    daemon hands over a fetched batch at once (`triage_many`), each worker takes the next
+    message when it is free. Without the worker (`worker = false`) the batch runs here."""
+
+    def __init__(self, settings: Settings, processes: int | None = None) -> None:
+        n = processes or settings.triage.limits.worker_processes or (os.cpu_count() or 1)
+        self.single = triager(settings)
+        self.workers = [TriageWorker(settings, limits_for(settings)) for _ in range(max(1, n) - 1)] \
+            if settings.triage.limits.worker else []
+
+    def triage(self, raw: bytes, **kw):  # noqa: ANN003, ANN201
+        return self.single(raw, **kw)
+
+    def triage_many(self, raws: list[bytes], **kw) -> list:  # noqa: ANN003
+        if not self.workers or len(raws) < 2:
+            return [self.single(raw, **kw) for raw in raws]
+        import queue
+        import threading
+
+        results: list = [None] * len(raws)
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        for item in enumerate(raws):
+            todo.put(item)
+
+        def run(decide) -> None:  # noqa: ANN001
+            while True:
+                try:
+                    i, raw = todo.get_nowait()
+                except queue.Empty:
+                    return
+                results[i] = decide(raw, **kw)
+
+        threads = [threading.Thread(target=run, args=(w.triage,), daemon=True) for w in self.workers]
+        for t in threads:
+            t.start()
+        run(self.single)
+        for t in threads:
+            t.join()
+        return results
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+        owner = getattr(self.single, "__self__", None)
+        if isinstance(owner, TriageWorker):
+            owner.close()
+
+
 class TooCostly(Exception):
     pass
 
