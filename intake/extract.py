@@ -48,6 +48,14 @@ _NAME_ABOVE_CPR = re.compile(r"^[ \t]*(?P<name>[^\n\d:]{4,80})\n[ \t]*(?:[^\n]{0
 _VEDR = re.compile(r"^\W{0,3}(?:vedr(?:\.|ørende)?|ang(?:\.|ående)?)\s*(?:borger(?:en)?\s*)?[:\-]?\s*(?P<value>[^\n]{3,120})$",
                    re.I | re.M)
 _SUBJECT_TAIL = re.compile(r"(?:\s[-–:|/]\s|:\s)(?P<value>[^-–:|/]{3,80})$")
+# Names in free text, in the order tried: (pattern, group, evidence rule).
+_FREE_TEXT_NAMES = (
+    (_NAME_BEFORE_CPR, "name", "name next to CPR number"),
+    (_REFER_NAME, "name", "named in the referring sentence"),
+    (_NAME_ABOVE_CPR, "name", "name above the CPR line"),
+    (_EXAM_OF_NAME, "name", "named after the examination"),
+    (_VEDR, "value", "Vedr./Ang. line"),
+)
 _INTRO_LINE = re.compile(r"(?:spørgsmål|ønske\w*|belys\w*|afklar\w*|besvar\w*|vurder\w*|undersøg\w*|vide)\b[^\n]{0,80}:\s*$", re.I)
 _LIST_ITEM = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|[a-h][.)]|[-*•·◦▪►–])\s+\S")
 _QUESTION = re.compile(r"[^\n.?!]{15,300}\?")
@@ -141,47 +149,29 @@ def _read_name(f: Fields, unit_pairs, subject: str, rules: Rules, html: bool) ->
             elif rules.pointer_value.search(p.value):
                 f.signals.append({"field": "name", "source": src, "rule": f"label points elsewhere: {p.label}"})
     for src, text, _ps in unit_pairs:
-        for m in _NAME_BEFORE_CPR.finditer(text):
-            name = clean_name(m.group("name"), rules)
-            # "Vedr. Anders Holm" / "henviser hermed Birgitte Dam": drop leading non-name words
-            words = m.group("name").split()
-            while name is None and len(words) > 2:
-                words = words[1:]
-                name = clean_name(" ".join(words), rules)
-            if name:
-                f.name = name
-                f.note("name", src, "name next to CPR number")
-                return
-        for rx, rule in ((_REFER_NAME, "named in the referring sentence"), (_NAME_ABOVE_CPR, "name above the CPR line"),
-                         (_EXAM_OF_NAME, "named after the examination")):
+        for rx, group, rule in _FREE_TEXT_NAMES:
             for m in rx.finditer(text):
-                name = clean_name(m.group("name"), rules)
-                if name:
-                    f.name = name
-                    f.note("name", src, rule)
+                words = m.group(group).split()
+                # "Vedr. Anders Holm …", "henviser hermed Birgitte Dam …": drop leading words
+                if _take_name(f, rules, src, rule, (" ".join(words[k:]) for k in range(max(1, len(words) - 1)))):
                     return
-        for m in _VEDR.finditer(text):
-            name = clean_name(m.group("value"), rules)
-            if name:
-                f.name = name
-                f.note("name", src, "Vedr./Ang. line")
-                return
-    m = rules.subject_name.search(subject)
-    if m:
-        name = clean_name(m.group("value"), rules)
-        if name:
-            f.name = name
-            f.note("name", "subject", "subject prefix")
-            return
-    m = _SUBJECT_TAIL.search(subject.strip())
-    if m:
-        name = clean_name(m.group("value"), rules)
-        if name:
-            f.name = name
-            f.note("name", "subject", "subject ending in a name")
+    for rx, rule in ((rules.subject_name, "subject prefix"), (_SUBJECT_TAIL, "subject ending in a name")):
+        m = rx.search(subject.strip())
+        if m and _take_name(f, rules, "subject", rule, [m.group("value")]):
             return
     for src, label in unreadable:
         f.signals.append({"field": "name", "source": src, "rule": f"label with a value that is not read as a name: {label}"})
+
+
+def _take_name(f: Fields, rules: Rules, source: str, rule: str, candidates) -> bool:  # noqa: ANN001
+    """The first candidate that reads as a name becomes the client's name, with its evidence."""
+    for value in candidates:
+        name = clean_name(value, rules)
+        if name:
+            f.name = name
+            f.note("name", source, rule)
+            return True
+    return False
 
 
 def _read_cpr(f: Fields, units, unit_pairs, subject: str, rules: Rules, today, html: bool) -> None:  # noqa: ANN001
