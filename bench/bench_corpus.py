@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from intake.config import Settings  # noqa: E402
-from intake.rules import load_rules  # noqa: E402
-from intake.triage import triage  # noqa: E402
+from intake.core.rules import load_rules  # noqa: E402
+from intake.core.triage import triage  # noqa: E402
 from tests.corpus.corpus import describe, load, verdict  # noqa: E402
 
 

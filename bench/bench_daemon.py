@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_triage import corpus  # noqa: E402
-from intake.devservers import Dovecot, SmtpSink, TestCA, write_config  # noqa: E402
+from intake.edges.devservers import Dovecot, SmtpSink, TestCA, write_config  # noqa: E402
 from tests.mailfactory import referral  # noqa: E402
 
 

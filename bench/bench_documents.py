@@ -1,6 +1,6 @@
 """Reading attached forms: time for a 20-page PDF form, and how hostile documents are cut off.
 
-Each case runs `intake.documents.read` in a fresh child process under an address-space limit
+Each case runs `intake.core.documents.read` in a fresh child process under an address-space limit
 of 256 MB (RLIMIT_AS) and prints status, wall time and peak RSS. Targets (issue 12): a 20-page
 form in < 300 ms; a hostile PDF cut off within 2 s and 256 MB.
 
@@ -80,7 +80,7 @@ def child(path: str, kind: str) -> None:
     import docx  # noqa: F401 - imported once per worker, not per document
     import pypdf  # noqa: F401
 
-    from intake.documents import read
+    from intake.core.documents import read
 
     data = Path(path).read_bytes()
     t0 = time.perf_counter()

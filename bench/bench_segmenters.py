@@ -1,8 +1,8 @@
 """Evaluate the libraries the issue names against our own corpus, in the real triage:
 
-- mail-parser-reply (Danish reply/forward splitting) in place of intake.segments, on the
+- mail-parser-reply (Danish reply/forward splitting) in place of intake.core.segments, on the
   forward and reply messages;
-- inscriptis (HTML to text keeping table layout) in place of intake.htmltext, on the HTML
+- inscriptis (HTML to text keeping table layout) in place of intake.core.htmltext, on the HTML
   messages.
 
 Each variant runs the whole triage on its slice of tests/corpus and prints decisions right,
@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from intake import mimeparse, segments, triage as triage_mod  # noqa: E402
+from intake.core import mimeparse, segments, triage as triage_mod  # noqa: E402
 from intake.config import Settings  # noqa: E402
-from intake.rules import load_rules  # noqa: E402
+from intake.core.rules import load_rules  # noqa: E402
 from tests.corpus.corpus import load, verdict  # noqa: E402
 
 TODAY = dt.date(2026, 11, 25)
@@ -77,11 +77,11 @@ def main() -> int:
     threads = [c for c in cases if c.cls in ("forward", "reply")]
     html = [c for c in cases if c.cls == "html" or (c.batch == "d_portal" and b"text/html" in c.raw)]
     print(f"forwards and replies ({len(threads)} messages):")
-    run(threads, "intake.segments (ours)")
+    run(threads, "intake.core.segments (ours)")
     with patched(segments, "segment", mpr_segment):
         run(threads, "mail-parser-reply latest_reply")
     print(f"HTML messages ({len(html)}):")
-    run(html, "intake.htmltext (lxml, ours)")
+    run(html, "intake.core.htmltext (lxml, ours)")
     with patched(mimeparse, "html_to_text", inscriptis_text):
         run(html, "inscriptis get_text")
     return 0

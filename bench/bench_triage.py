@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from intake.config import Settings  # noqa: E402
-from intake.rules import load_rules  # noqa: E402
-from intake.triage import triage  # noqa: E402
-from intake.worker import TriageWorker  # noqa: E402
+from intake.core.rules import load_rules  # noqa: E402
+from intake.core.triage import triage  # noqa: E402
+from intake.edges.worker import TriageWorker  # noqa: E402
 from tests.corpus.corpus import load as load_corpus  # noqa: E402
 from tests.mailfactory import BODY, PDF, referral  # noqa: E402
 

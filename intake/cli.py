@@ -34,7 +34,7 @@ def _explain(path: str, d: dict) -> str:
         names = ", ".join(a["filename"] for a in d["attachments"][:6])
         more = f" (+{len(d['attachments']) - 6})" if len(d["attachments"]) > 6 else ""
         lines.append(f"  sagsakter: {len(d['attachments'])}: {names}{more}")
-    from intake.staff import evidence_lines
+    from intake.service.staff import evidence_lines
 
     lines += ["  " + ln for ln in evidence_lines(d.get("evidence") or {})]
     r = d.get("reply")
@@ -46,8 +46,8 @@ def _explain(path: str, d: dict) -> str:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from intake.triage import Result
-    from intake.worker import triager
+    from intake.core.triage import Result
+    from intake.edges.worker import triager
 
     settings = load_settings(args.config)
     if args.in_process:
@@ -77,8 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     early: list[str] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: early.append(signal.Signals(signum).name))
-    from intake.daemon import main as daemon_main
-    from intake.instance_lock import StoreLocked
+    from intake.service.daemon import main as daemon_main
+    from intake.edges.instance_lock import StoreLocked
 
     try:
         return daemon_main(args.config, once=args.once, early_stop=early)
@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from intake.demo import main as demo_main
+    from intake.service.demo import main as demo_main
 
     return demo_main(args.workdir, keep=args.keep)
 
@@ -103,7 +103,7 @@ def _now(args: argparse.Namespace):
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    from intake.staff import Staff, print_out
+    from intake.service.staff import Staff, print_out
 
     staff = Staff(load_settings(args.config), _now(args))
     if args.action == "list":
@@ -114,7 +114,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
             print(f"intake: no case {args.ref}", file=sys.stderr)
             return 1
         if args.reveal:
-            from intake.staff import reveal
+            from intake.service.staff import reveal
 
             text += f"\n  CPR (vist, logget): {reveal(staff.settings, args.ref, args.gnupghome)}"
         print_out(text)
@@ -127,14 +127,14 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from intake.staff import Staff, print_out
+    from intake.service.staff import Staff, print_out
 
     print_out(Staff(load_settings(args.config)).report(args.month))
     return 0
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
-    from intake.staff import requeue
+    from intake.service.staff import requeue
 
     if not (args.message_id or args.all):
         print("intake: name --message-id ID or --all", file=sys.stderr)
@@ -147,8 +147,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from intake.archive import ArchiveError
-    from intake.staff import ExportError, export
+    from intake.edges.archive import ArchiveError
+    from intake.service.staff import ExportError, export
 
     try:
         files = export(load_settings(args.config), args.ref, Path(args.out), args.gnupghome)
@@ -167,10 +167,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from intake import logs
+    from intake.service import logs
     from intake.config import DECISIONS
-    from intake.retention import purge
-    from intake.store import Store, utcnow
+    from intake.edges.retention import purge
+    from intake.edges.store import Store, utcnow
 
     logs.configure("warning")
     settings = load_settings(args.config)
@@ -196,10 +196,10 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_remind(args: argparse.Namespace) -> int:
     import asyncio
 
-    from intake import logs
-    from intake.daemon import Daemon
-    from intake.instance_lock import StoreLocked
-    from intake.store import utcnow
+    from intake.service import logs
+    from intake.service.daemon import Daemon
+    from intake.edges.instance_lock import StoreLocked
+    from intake.edges.store import utcnow
 
     logs.configure("info")
     try:  # the daemon's lock: not while a daemon (or another remind) has the store

@@ -60,7 +60,7 @@ class Municipality(_Section):
     @field_validator("pgp_fingerprints")
     @classmethod
     def _fingerprints(cls, v: list[str]) -> list[str]:
-        from intake.secure import normalise_fingerprint
+        from intake.edges.secure import normalise_fingerprint
 
         out = [normalise_fingerprint(f) for f in v]
         for raw, f in zip(v, out):
@@ -71,7 +71,7 @@ class Municipality(_Section):
     @field_validator("smime_subjects")
     @classmethod
     def _subjects(cls, v: list[str]) -> list[str]:
-        from intake.secure import subject_attributes
+        from intake.edges.secure import subject_attributes
 
         identifying = {"2.5.4.3", "2.5.4.10", "2.5.4.5", "2.5.4.97", "1.2.840.113549.1.9.1"}
         for dn in v:
@@ -111,7 +111,7 @@ class Limits(_Section):
     max_read_chars: int = 300_000  # of it, read for fields and routing (a referral is far shorter)
     big_message_bytes: int = 4 * 1024 * 1024  # above this, large bodies bypass the parser
     max_document_bytes: int = 15 * 1024 * 1024  # attached PDF/DOCX up to this size are read as forms
-    # The triage runs in a child process with these limits (intake.worker); a message that hits
+    # The triage runs in a child process with these limits (intake.edges.worker); a message that hits
     # one is filed in the manual folder with reason too_costly.
     worker: bool = True
     worker_processes: int = 0  # workers that triage a batch side by side; 0: one per core
@@ -253,7 +253,7 @@ class SecurityConfig(_Section):
     archive_dir: Path | None = None  # where encrypted raw messages are kept
     retention_days: int = Field(default=30, ge=0)  # the default of retention_days_by_decision
     retention_days_by_decision: RetentionByDecision = Field(default_factory=RetentionByDecision)
-    _unwrapper: Any = PrivateAttr(default=None)  # built on first use (intake.triage)
+    _unwrapper: Any = PrivateAttr(default=None)  # built on first use (intake.core.triage)
 
     def retention_for(self, decision: str) -> int:
         """Days kept for a decision (an unknown one: the longest configured)."""

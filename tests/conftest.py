@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.devservers import DOVECOT_BIN, Dovecot, SmtpSink, TestCA, free_port, write_config
+from intake.edges.devservers import DOVECOT_BIN, Dovecot, SmtpSink, TestCA, free_port, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ What must hold for every message, however hostile:
 - in the daemon: the inbox drains, every message lands in exactly one triage folder, the log
   holds no CPR number, and a normal referral behind the poison messages is still answered.
 
-The CPR detector below is written independently of intake/textnorm.py and intake/cpr.py (a bug
+The CPR detector below is written independently of intake/core/textnorm.py and intake/core/cpr.py (a bug
 there must not hide a leak here): it folds text the same way (NFKC, every Unicode dash,
 space and format character) and then looks for DDMMYY-SSSS shapes with any separators, and
 for each planted number's digits however they are split.

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from intake.config import Limits, Settings, TriageConfig
-from intake.triage import triage
+from intake.core.triage import triage
 from tests.mailfactory import BODY, PDF, plain, raw_message, referral
 from tests.test_triage import _with_signature_logo
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from intake import logs
+from intake.service import logs
 from intake.config import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

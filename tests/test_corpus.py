@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from intake.config import Settings
-from intake.rules import load_rules
-from intake.triage import triage
+from intake.core.rules import load_rules
+from intake.core.triage import triage
 from tests.corpus.corpus import load, verdict, describe
 
 TODAY = dt.date(2026, 11, 25)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from intake.devservers import SmtpSink
+from intake.edges.devservers import SmtpSink
 from tests.conftest import Env
 from tests.mailfactory import BODY, referral
 
@@ -103,7 +103,7 @@ def test_store_keeps_no_plaintext_cpr(env: Env, dovecot, smtp):
 
 
 def test_smtp_down_then_back(tmp_path, dovecot, ca):
-    from intake.devservers import free_port
+    from intake.edges.devservers import free_port
     port = free_port()
     env = Env(tmp_path, dovecot, port, ca)
     dovecot.append(referral(message_id="<a@aalborg.dk>"))
@@ -125,7 +125,7 @@ def test_smtp_down_then_back(tmp_path, dovecot, ca):
 
 
 def test_daemon_retries_smtp_while_running(tmp_path, dovecot, ca):
-    from intake.devservers import free_port
+    from intake.edges.devservers import free_port
     port = free_port()
     env = Env(tmp_path, dovecot, port, ca)
     proc = env.start()
@@ -240,7 +240,7 @@ def test_plaintext_is_refused_without_allow(tmp_path, dovecot, smtp, ca):
 
 
 def test_wrong_ca_is_refused(tmp_path, dovecot, smtp, ca):
-    from intake.devservers import TestCA
+    from intake.edges.devservers import TestCA
     other = TestCA(tmp_path / "other")
     env = Env(tmp_path, dovecot, smtp.port, other)
     dovecot.append(referral())
@@ -303,7 +303,7 @@ def test_postgresql_store(tmp_path, dovecot, smtp, ca):
     import shutil
     import tempfile
 
-    from intake.devservers import Postgres
+    from intake.edges.devservers import Postgres
     from tests.conftest import tempfile_dir
 
     base = Path(tempfile.mkdtemp(prefix="pg-", dir=tempfile_dir()))

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from intake import archive
+from intake.edges import archive
 from intake.config import ConfigError, Settings, load_settings
-from intake.mimeparse import safe_filename
-from intake.retention import purge
-from intake.staff import ExportError, export
-from intake.store import AuditEvent, Case, MessageRecord, OutboxEntry, Store
+from intake.core.mimeparse import safe_filename
+from intake.edges.retention import purge
+from intake.service.staff import ExportError, export
+from intake.edges.store import AuditEvent, Case, MessageRecord, OutboxEntry, Store
 from tests.mailfactory import PDF, referral
 
 ROOT = Path(__file__).resolve().parent.parent

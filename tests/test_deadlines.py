@@ -13,8 +13,8 @@ import time
 import pytest
 from sqlmodel import select
 
-from intake.store import Case, Store
-from intake.workdays import Calendar
+from intake.edges.store import Case, Store
+from intake.core.workdays import Calendar
 from tests.conftest import ROOT, Env
 from tests.mailfactory import BODY, referral
 from tests.test_daemon import place

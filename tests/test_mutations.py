@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from intake.triage import DECISIONS, triage
+from intake.core.triage import DECISIONS, triage
 from tests.mailfactory import BODY, referral
 
 

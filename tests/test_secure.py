@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from intake.config import Municipality, SecurityConfig, Settings, TriageConfig
-from intake.triage import triage
+from intake.core.triage import triage
 from tests.cryptofactory import (make_pgp_world, make_smime_world, pgp_inline, pgp_mime_encrypted,
                                  pgp_mime_signed, smime_encrypted, smime_signed)
 from tests.mailfactory import BODY, referral

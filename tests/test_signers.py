@@ -12,7 +12,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from intake.config import ConfigError, Municipality, SecurityConfig, Settings, TriageConfig, load_settings
-from intake.triage import triage
+from intake.core.triage import triage
 from tests.conftest import Env
 from tests.cryptofactory import (add_pgp_signer, clearsigned, make_pgp_world, make_smime_world, pgp_mime_encrypted,
                                  pgp_mime_signed, plain_mail, smime_signed, smime_signer)

@@ -26,10 +26,10 @@ from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from intake.config import ConfigError, StoreConfig, load_settings
-from intake.devservers import Postgres, write_config
-from intake.hmackey import create_key, load_hmac_key, read_key
-from intake.instance_lock import StoreLocked, acquire
-from intake.store import OutboxEntry, Store
+from intake.edges.devservers import Postgres, write_config
+from intake.edges.hmackey import create_key, load_hmac_key, read_key
+from intake.edges.instance_lock import StoreLocked, acquire
+from intake.edges.store import OutboxEntry, Store
 from tests.conftest import ROOT, Env, tempfile_dir
 from tests.mailfactory import referral
 
@@ -253,9 +253,9 @@ def fill_outbox(url: str, n: int) -> list[str]:
 
 def outbox_racer() -> None:
     """Run in a subprocess: read the due entries, say so, wait for 'go', send them."""
-    from intake import logs
+    from intake.service import logs
     from intake.config import OutboxConfig, SmtpConfig
-    from intake.outbox import Outbox
+    from intake.edges.outbox import Outbox
 
     url, port, ca_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     logs.configure("warning", stream=sys.stderr)

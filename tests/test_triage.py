@@ -10,7 +10,7 @@ import re
 import pytest
 
 from intake.config import Settings
-from intake.triage import triage
+from intake.core.triage import triage
 from tests.mailfactory import BODY, PDF, plain, raw_message, referral
 
 TODAY = dt.date(2026, 11, 22)
@@ -586,5 +586,5 @@ def test_garbage_after_valid_headers_gets_no_missing_items_reply():
     ("Re:", "Re:"),
 ])
 def test_reply_subjects_do_not_grow_along_a_thread(subject, expected):
-    from intake.triage import original_subject
+    from intake.core.triage import original_subject
     assert original_subject(subject) == expected

@@ -12,7 +12,7 @@ from email.utils import getaddresses
 from email_validator import EmailNotValidError, validate_email
 
 from intake.config import Municipality
-from intake.mimeparse import Address, Parsed
+from intake.core.mimeparse import Address, Parsed
 
 
 def normalise(addr: str) -> str | None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from stdnum.dk import cpr as stdnum_cpr
 from stdnum.exceptions import ValidationError
 
-from intake.rules import Rules
-from intake.textnorm import normalize
+from intake.core.rules import Rules
+from intake.core.textnorm import normalize
 
 # Digits not glued to other digits, dots, slashes, plus signs or "digit-" sequences.
 _CANDIDATE = re.compile(r"(?<![\d+])(?<!\d[.,/ -])(\d{6})([- ]?)(\d{4})(?!\d)(?![.,/-]\d)")

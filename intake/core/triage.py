@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from intake import cpr as cprmod
-from intake import documents, extract, routing, segments, senders
-from intake.cpr import mask_text
+from intake.core import cpr as cprmod
+from intake.core import documents, extract, routing, segments, senders
+from intake.core.cpr import mask_text
 from intake.config import Settings
-from intake.machine import machine_reason
-from intake.mimeparse import Attachment, Parsed, parse
-from intake.replies import Reply, render
-from intake.rules import Rules, load_rules
-from intake.secure import Unwrapped, Unwrapper, authentication_verdict, needs_unwrap
-from intake.textnorm import normalize
+from intake.core.machine import machine_reason
+from intake.core.mimeparse import Attachment, Parsed, parse
+from intake.core.replies import Reply, render
+from intake.core.rules import Rules, load_rules
+from intake.edges.secure import Unwrapped, Unwrapper, authentication_verdict, needs_unwrap
+from intake.core.textnorm import normalize
 
 CASE_REF = re.compile(r"\bSME-\d{4}-\d{5,}\b")
 DECISIONS = ("accepted", "incomplete", "redirect", "manual", "ignored")
@@ -126,9 +126,9 @@ class Context:
     result: Result = field(default_factory=Result)
     text: str = ""  # subject + the segments that count, as read
     ignore_lines: frozenset[str] = frozenset()  # our own replies' lines, quoted back to us
-    segments: list = field(default_factory=list)  # intake.segments.Segment, in order
+    segments: list = field(default_factory=list)  # intake.core.segments.Segment, in order
     units: list[tuple[str, str]] = field(default_factory=list)  # (evidence source, text) read
-    docs: list = field(default_factory=list)  # intake.documents.Document per attached form
+    docs: list = field(default_factory=list)  # intake.core.documents.Document per attached form
     fields: extract.Fields = field(default_factory=extract.Fields)
     intent: bool = True  # the message asks for something (a referral), set by step_not_a_referral
 
@@ -193,7 +193,7 @@ def step_sender(ctx: Context) -> bool:
 def step_security(ctx: Context) -> bool:
     """Undecryptable or badly signed mail; where a municipality requires a signature, anything
     but a valid one that covers the message, by a signer configured for that municipality."""
-    from intake.secure import signer_bound
+    from intake.edges.secure import signer_bound
 
     r = ctx.result
     if r.security_problem:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from intake.extract import norm_line
-from intake.triage import MISSING_ORDER, Result
+from intake.core.extract import norm_line
+from intake.core.triage import MISSING_ORDER, Result
 
 REF_RE = re.compile(r"\bSME-(\d{4})-(\d{5,})\b")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import jinja2
 
-from intake.cpr import mask_strict
-from intake.mimeparse import one_line
+from intake.core.cpr import mask_strict
+from intake.core.mimeparse import one_line
 from intake.resources import templates_dir
 
 KINDS = ("acknowledgement", "missing_items", "redirect", "reminder", "closed_unanswered", "digest")

@@ -8,7 +8,7 @@ marker naming us.
 
 from __future__ import annotations
 
-from intake.mimeparse import Parsed
+from intake.core.mimeparse import Parsed
 
 _DAEMON_LOCALS = frozenset({"mailer-daemon", "postmaster", "mailer_daemon", "mail-daemon"})
 _PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})

@@ -16,13 +16,13 @@ import email.utils
 
 import aiosmtplib
 
-from intake import failpoints, logs
+from intake.service import failpoints, logs
 from intake.config import OutboxConfig, Settings, SmtpConfig, read_secret
-from intake.replies import Reply
-from intake.store import OutboxEntry, Store, utcnow
-from intake.tls import client_context
+from intake.core.replies import Reply
+from intake.edges.store import OutboxEntry, Store, utcnow
+from intake.edges.tls import client_context
 
-log = logs.get("intake.outbox")
+log = logs.get("intake.edges.outbox")
 
 
 def enqueue(store: Store, s, settings: Settings, reply: Reply | None, dedupe: str,  # noqa: ANN001

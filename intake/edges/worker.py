@@ -1,7 +1,7 @@
 """Run the triage (and the reading of attached forms it does) in a child process with limits,
 so that one hostile message costs bounded time and memory and never stalls the intake.
 
-One long-lived child (`python -m intake.worker`) takes messages one at a time over a pipe
+One long-lived child (`python -m intake.edges.worker`) takes messages one at a time over a pipe
 (length-prefixed pickles; the parent only ever unpickles what its own child wrote): no fork
 per message, so the cost is one round trip. The child runs with
 - an address-space limit (RLIMIT_AS, `memory_mb`): a memory bomb raises MemoryError or kills
@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 
 from intake.config import Settings
-from intake.mimeparse import Parsed
+from intake.core.mimeparse import Parsed
 
 _LEN = struct.Struct("!Q")
 MAX_REPLY_BYTES = 64 * 1024 * 1024
@@ -51,8 +51,8 @@ def triager(settings: Settings):  # noqa: ANN201
     function in this process when `[triage.limits] worker = false`."""
     if settings.triage.limits.worker:
         return TriageWorker(settings, limits_for(settings)).triage
-    from intake.rules import load_rules
-    from intake.triage import triage
+    from intake.core.rules import load_rules
+    from intake.core.triage import triage
 
     rules = load_rules(settings.triage.rules_file)
     return lambda raw, **kw: triage(raw, settings, rules, **kw)
@@ -112,7 +112,7 @@ class TooCostly(Exception):
 
 
 def _too_costly(raw: bytes, why: str):  # noqa: ANN202
-    from intake.triage import Result
+    from intake.core.triage import Result
 
     parsed = Parsed(problem="too_costly")
     r = Result(decision="manual", manual_reason="too_costly")
@@ -121,7 +121,7 @@ def _too_costly(raw: bytes, why: str):  # noqa: ANN202
 
 
 class TriageWorker:
-    """The parent side: `triage(raw, **kw)` gives what `intake.triage.triage` gives, within limits."""
+    """The parent side: `triage(raw, **kw)` gives what `intake.core.triage.triage` gives, within limits."""
 
     def __init__(self, settings: Settings, limits: WorkerLimits | None = None) -> None:
         self.settings = settings
@@ -134,7 +134,7 @@ class TriageWorker:
         env = dict(os.environ)
         env["INTAKE_WORKER_LIMITS"] = f"{self.limits.memory_mb},{self.limits.cpu_seconds}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "intake.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "intake.edges.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env, close_fds=True)
         self._send(proc, self.settings.model_dump_json().encode())
         return proc
@@ -196,7 +196,7 @@ class TriageWorker:
     # --- work ---------------------------------------------------------------------------------
     def triage(self, raw: bytes, **kw):  # noqa: ANN003, ANN201
         """(Result, Parsed) for one message; `manual`/`too_costly` when it hits a limit.
-        Keyword arguments are those of `intake.triage.triage` (today, render_reply, …)."""
+        Keyword arguments are those of `intake.core.triage.triage` (today, render_reply, …)."""
         if self.proc is None or self.proc.poll() is not None:
             if self.proc is not None:
                 self.close()
@@ -239,8 +239,8 @@ def _child() -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    from intake.rules import load_rules
-    from intake.triage import triage
+    from intake.core.rules import load_rules
+    from intake.core.triage import triage
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     (n,) = _LEN.unpack(_read_exact(stdin, _LEN.size))

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, UniqueConstraint, create_engine, select
 
 if TYPE_CHECKING:
-    from intake.instance_lock import InstanceLock
+    from intake.edges.instance_lock import InstanceLock
 
 
 def utcnow() -> dt.datetime:

@@ -32,7 +32,7 @@ class RedirectRule:
 
 @dataclass(frozen=True)
 class ExamConcepts:
-    """`[examination_concepts]`: domain stems, product and talk words (intake.examinations)."""
+    """`[examination_concepts]`: domain stems, product and talk words (intake.core.examinations)."""
     domains: tuple[tuple[str, re.Pattern[str]], ...]
     product: re.Pattern[str]  # matches a whole word
     talk: re.Pattern[str]
@@ -50,7 +50,7 @@ class ExamConcepts:
 class Rules:
     examinations: tuple[Examination, ...]
     exam_concepts: ExamConcepts
-    name_key: re.Pattern[str]  # a whole label (intake.pairs.label_key) that introduces the name
+    name_key: re.Pattern[str]  # a whole label (intake.core.pairs.label_key) that introduces the name
     subject_name: re.Pattern[str]
     not_name_words: frozenset[str]
     problem_key: re.Pattern[str]
@@ -88,7 +88,7 @@ class Rules:
 
 
 def _key(labels: list[str]) -> re.Pattern[str]:
-    """A whole label, as `intake.pairs.label_key` writes it."""
+    """A whole label, as `intake.core.pairs.label_key` writes it."""
     return re.compile(_alt(labels), _FLAGS)
 
 

@@ -16,7 +16,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from intake.config import MailboxConfig, read_secret
-from intake.tls import client_context
+from intake.edges.tls import client_context
 
 _KEYWORD_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
 CONNECTION_ERRORS = (OSError, socket.timeout, IMAPClientError, EOFError)

@@ -11,7 +11,7 @@ import sys
 
 import structlog
 
-from intake.cpr import mask_strict
+from intake.core.cpr import mask_strict
 
 
 def _mask(value):

@@ -4,7 +4,7 @@ Crash-safe order (Mailman's switchboard, not Zammad's delete-first): a message s
 inbox until the store holds it, its decision, its case and its reply in one transaction; only
 then is it moved to its triage folder. A restart resumes every step: a message found in the
 store by content hash is filed without being triaged or answered again; one found by Message-ID
-(a resend) is triaged but not answered again. Replies leave through the outbox (intake.outbox).
+(a resend) is triaged but not answered again. Replies leave through the outbox (intake.edges.outbox).
 
 The IMAP side is blocking (imapclient) and runs in a worker thread; the outbox runs on the
 event loop. SIGTERM/SIGINT: the message in hand is finished, then both stop and we exit 0.
@@ -28,23 +28,24 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from intake import failpoints, followup, logs
-from intake.archive import Archive
+from intake.service import failpoints, logs
+from intake.core import followup
+from intake.edges.archive import Archive
 from intake.config import ConfigError, Settings, load_settings
-from intake.cpr import keyed_hash
-from intake.hmackey import load_hmac_key
-from intake.instance_lock import acquire as acquire_lock
-from intake.mimeparse import Parsed
-from intake.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
-from intake.outbox import Outbox, enqueue
-from intake.rules import Rules, load_rules
-from intake.scheduler import Scheduler
-from intake.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
-from intake.triage import REPLY_KIND, Result, build_reply
-from intake.worker import TriagePool
-from intake.workdays import Calendar
+from intake.core.cpr import keyed_hash
+from intake.edges.hmackey import load_hmac_key
+from intake.edges.instance_lock import acquire as acquire_lock
+from intake.core.mimeparse import Parsed
+from intake.edges.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
+from intake.edges.outbox import Outbox, enqueue
+from intake.core.rules import Rules, load_rules
+from intake.service.scheduler import Scheduler
+from intake.edges.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
+from intake.core.triage import REPLY_KIND, Result, build_reply
+from intake.edges.worker import TriagePool
+from intake.core.workdays import Calendar
 
-log = logs.get("intake.daemon")
+log = logs.get("intake.service.daemon")
 
 CASE_STATUS = {"accepted": "accepted", "incomplete": "incomplete", "redirect": "redirected"}
 # manual reasons settled before the message could be read as a follow-up (a message that fails

@@ -16,12 +16,12 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import PurePosixPath, PureWindowsPath
 
-from intake import bigparts
+from intake.core import bigparts
 from intake.config import Limits
-from intake.cpr import mask_text
-from intake.documents import kind_of
-from intake.htmltext import html_to_text
-from intake.textnorm import normalize
+from intake.core.cpr import mask_text
+from intake.core.documents import kind_of
+from intake.core.htmltext import html_to_text
+from intake.core.textnorm import normalize
 
 _POLICY = policy.default
 _BOUNDARY_RE = re.compile(rb"boundary\s*=", re.IGNORECASE)

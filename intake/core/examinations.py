@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from intake.rules import Rules
+from intake.core.rules import Rules
 
 _CLAUSE = re.compile(r"(?<=[.!?;])\s+|\n|,\s*(?:men|da|fordi|og\s+(?:vi|nu|derfor|hun|han))\s+|\s+men\s+", re.I)
 _WORD = re.compile(r"[^\W_][\w\-]*", re.U)

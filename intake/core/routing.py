@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from intake.cpr import mask_text
-from intake.rules import Rules
+from intake.core.cpr import mask_text
+from intake.core.rules import Rules
 
 _CLAUSE_END = re.compile(r"[.!?](?=\s+[A-ZÆØÅ0-9\"“])|[;\n]|,\s*(?:men|mens|hvorefter|og\s+nu)\s")
 

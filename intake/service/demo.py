@@ -14,10 +14,10 @@ import tempfile
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from intake.cpr import mask_text
-from intake.devservers import Dovecot, SmtpSink, TestCA, write_config
+from intake.core.cpr import mask_text
+from intake.edges.devservers import Dovecot, SmtpSink, TestCA, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: intake/service/demo.py
 
 
 def _examples() -> list[Path]:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from intake import archive, logs
+from intake.edges import archive
+from intake.service import logs
 from intake.config import Settings
-from intake.scheduler import Scheduler
-from intake.store import AuditEvent, Case, MessageRecord, OutboxEntry, Store, aware, utcnow
+from intake.service.scheduler import Scheduler
+from intake.edges.store import AuditEvent, Case, MessageRecord, OutboxEntry, Store, aware, utcnow
 
 OPEN = ("incomplete", "accepted")
 
@@ -162,7 +163,7 @@ def _archived(store: Store, ref: str) -> tuple[Case | None, list[MessageRecord]]
 
 def reveal(settings: Settings, ref: str, gnupghome: str | None) -> str | None:
     """The full CPR number of a case, read from its archived message with the reader's key."""
-    from intake.triage import triage
+    from intake.core.triage import triage
 
     store = Store(settings.store.url)
     case, recs = _archived(store, ref)
@@ -240,9 +241,9 @@ def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -
     so two attachments of the same name never meet. Files are new (O_EXCL), mode 0600, never
     through a symlink (O_NOFOLLOW, relative to the opened folder); the folder is 0700. The audit
     event is written when the files are: `export`, or `export_failed` with what got out."""
-    from intake.mimeparse import safe_filename
-    from intake.secure import needs_unwrap
-    from intake.triage import unwrapper_for
+    from intake.core.mimeparse import safe_filename
+    from intake.edges.secure import needs_unwrap
+    from intake.core.triage import unwrapper_for
 
     store = Store(settings.store.url)
     case, recs = _archived(store, ref)
@@ -276,7 +277,7 @@ def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -
 
 def requeue(settings: Settings, message_id: str | None, all_: bool) -> int:
     """Move messages from the manual folder back to the inbox for a new triage."""
-    from intake.imapconn import Mailbox
+    from intake.edges.imapconn import Mailbox
 
     store = Store(settings.store.url)
     mb = Mailbox(settings.mailbox)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
-from intake import cpr as cprmod
-from intake import examinations as exams
-from intake.pairs import Pair, continuation, label_key, pairs
-from intake.rules import Rules
+from intake.core import cpr as cprmod
+from intake.core import examinations as exams
+from intake.core.pairs import Pair, continuation, label_key, pairs
+from intake.core.rules import Rules
 
 def _name_word(w: str, loose: bool = False) -> bool:
     """A word of a person's name: letters of any script (Petrović, Ågesen), with "-", "'",

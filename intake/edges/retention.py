@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from intake import logs
+from intake.service import logs
 from intake.config import DECISIONS, Settings
-from intake.store import Case, MessageRecord, OutboxEntry, Store, aware
+from intake.edges.store import Case, MessageRecord, OutboxEntry, Store, aware
 
-log = logs.get("intake.retention")
+log = logs.get("intake.edges.retention")
 
 _CHUNK = 500  # bound parameters per IN (...) query
 

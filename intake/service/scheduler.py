@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from intake import logs
+from intake.service import logs
 from intake.config import Settings
-from intake.outbox import enqueue
-from intake.replies import Reply, render
-from intake.retention import purge
-from intake.store import Case, MessageRecord, OutboxEntry, Store, aware
-from intake.workdays import Calendar
+from intake.edges.outbox import enqueue
+from intake.core.replies import Reply, render
+from intake.edges.retention import purge
+from intake.edges.store import Case, MessageRecord, OutboxEntry, Store, aware
+from intake.core.workdays import Calendar
 
-log = logs.get("intake.scheduler")
+log = logs.get("intake.service.scheduler")
 
 
 class Scheduler:
