@@ -39,7 +39,7 @@ def patched(obj, name, value):  # noqa: ANN001
         setattr(obj, name, old)
 
 
-def mpr_segment(text, subject, signature_start, own_addresses=frozenset()):  # noqa: ANN001
+def mpr_segment(text, subject, signature_start, own_addresses=frozenset(), field_line=None):  # noqa: ANN001
     """mail-parser-reply's reading: its latest reply is the new text, everything else history."""
     from mailparser_reply import EmailReplyParser
 

@@ -22,7 +22,7 @@ from intake.core.rules import Rules
 from intake.core.textnorm import normalize
 
 # Digits not glued to other digits, dots, slashes, plus signs or "digit-" sequences.
-_CANDIDATE = re.compile(r"(?<![\d+])(?<!\d[.,/ -])(\d{6})([- ]?)(\d{4})(?!\d)(?![.,/-]\d)")
+_CANDIDATE = re.compile(r"(?<![\d+])(?<!\d[.,/ -])(\d{6})( ?- ?| ?)(\d{4})(?!\d)(?![.,/-]\d)")
 _MASKED = re.compile(r"(?<![\d+])(\d{6})[- ]?[xX*]{4}(?![\w])")
 # Anything CPR-shaped, valid or not, for masking text that leaves the system (after
 # `textnorm.normalize`: every dash is "-", every space " "): DDMMYY-SSSS with any separator

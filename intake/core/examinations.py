@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from intake.core.rules import Rules
+from intake.core.segments import unwrap
 
 _CLAUSE = re.compile(r"(?<=[.!?;])\s+|\n|,\s*(?:men|da|fordi|og\s+(?:vi|nu|derfor|hun|han))\s+|\s+men\s+", re.I)
 _WORD = re.compile(r"[^\W_][\w\-]*", re.U)
@@ -36,7 +37,7 @@ def _clauses(text: str) -> list[tuple[str, bool]]:
     """(clause, in_attachment_list) in order."""
     out: list[tuple[str, bool]] = []
     in_list = False
-    for line in text.split("\n"):
+    for line in unwrap(text).split("\n"):
         s = line.strip()
         if not s:
             in_list = False

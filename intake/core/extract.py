@@ -43,6 +43,11 @@ _REFER_NAME = re.compile(
 _EXAM_OF_NAME = re.compile(
     r"\b(?:henvisning|undersøgelse|erklæring|samtaler|vurdering|udredning)\w*\s+(?:af|for|vedr\.?|på)\s+(?:borger(?:en)?\s+)?"
     r"(?P<name>[A-ZÆØÅ][\w'’\-]{1,30}(?:[ \t]+(?:[A-ZÆØÅ][\w'’\-]{0,30}|von|van|de|af|la|le|el|al|da|dela|del|du|dos|das|ten|ter|zu)){1,5})")
+# A name in any case right after "henvise" and right before the CPR number: "jeg vil gerne
+# henvise kasper nørgaard lund cprnr 140492-1833" (run-on, lower case).
+_REFER_NAME_CPR = re.compile(
+    r"\bhenvis\w*\s+(?:hermed\s+)?(?P<name>[^\W\d_][\w'’\-]{1,30}(?:[ \t]+[^\W\d_][\w'’\-]{0,30}){1,4})"
+    r"[ \t,]*\(?[ \t]*(?:(?:cpr\w*|cpr-?nr|personnummer|pers\.?\s*nr)\.?[ \t]*:?[ \t]*)?" + _CPR_SHAPE)
 # A name alone on a line, right above the line with the CPR number or its label.
 _NAME_ABOVE_CPR = re.compile(r"^[ \t]*(?P<name>[^\n\d:]{4,80})\n[ \t]*(?:[^\n]{0,40}(?:cpr|personnummer|personnr)|\d{6}-?\d{4})", re.I | re.M)
 _VEDR = re.compile(r"^\W{0,3}(?:vedr(?:\.|ørende)?|ang(?:\.|ående)?)\s*(?:borger(?:en)?\s*)?[:\-]?\s*(?P<value>[^\n]{3,120})$",
@@ -56,6 +61,8 @@ _FREE_TEXT_NAMES = (
     (_EXAM_OF_NAME, "name", "named after the examination"),
     (_VEDR, "value", "Vedr./Ang. line"),
 )
+# The same in any letter case, where the sentence itself says it is the person referred.
+_LOOSE_NAMES = ((_REFER_NAME_CPR, "name", "named, in any case, between \"henvise\" and the CPR number"),)
 _INTRO_LINE = re.compile(r"(?:spørgsmål|ønske\w*|belys\w*|afklar\w*|besvar\w*|vurder\w*|undersøg\w*|vide)\b[^\n]{0,80}:\s*$", re.I)
 _LIST_ITEM = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|[a-h][.)]|[-*•·◦▪►–])\s+\S")
 _QUESTION = re.compile(r"[^\n.?!]{15,300}\?")
@@ -90,6 +97,9 @@ def norm_line(line: str) -> str:
 def clean_name(value: str, rules: Rules, labelled: bool = False) -> str | None:
     """A person's name as written, or None when the value does not look like one. Under a
     name label, lower-case words are accepted ("karen lund"); in free text they are not."""
+    turned = re.fullmatch(r"\s*([^\W\d_][\w'’-]*)\s*,\s*((?:[^\W\d_][\w'’.-]*\s*){1,3})\s*", value) if labelled else None
+    if turned:  # "Kristensen, Lone Birgit" (surname first, as case systems write it)
+        value = f"{turned.group(2).strip()} {turned.group(1)}"
     value = re.split(r"[,;(\t|/]|\s-\s|\s–\s|\d|\bcpr\b|\bf\.\s", value, maxsplit=1, flags=re.I)[0]
     value = re.sub(r"\s+", " ", value).strip(" .:-–")
     words = value.split(" ")
@@ -154,6 +164,14 @@ def _read_name(f: Fields, unit_pairs, subject: str, rules: Rules, html: bool) ->
                 words = m.group(group).split()
                 # "Vedr. Anders Holm …", "henviser hermed Birgitte Dam …": drop leading words
                 if _take_name(f, rules, src, rule, (" ".join(words[k:]) for k in range(max(1, len(words) - 1)))):
+                    return
+    for src, text, _ps in unit_pairs:
+        for rx, group, rule in _LOOSE_NAMES:
+            for m in rx.finditer(text):
+                name = clean_name(m.group(group), rules, labelled=True)
+                if name:
+                    f.name = name
+                    f.note("name", src, rule)
                     return
     for rx, rule in ((rules.subject_name, "subject prefix"), (_SUBJECT_TAIL, "subject ending in a name")):
         m = rx.search(subject.strip())

@@ -90,6 +90,7 @@ class Parsed:
     text: str = ""
     html: bool = False  # some of the text came from an HTML part
     attachments: list[Attachment] = field(default_factory=list)
+    inline_images: int = 0  # pictures in the text (logos, or a pasted screenshot: never read)
     # attached forms to read (PDF, DOCX): (safe filename, kind, bytes), up to a size cap
     documents: list[tuple[str, str, bytes]] = field(default_factory=list)
 
@@ -436,7 +437,10 @@ def _read_body(msg: Message, p: Parsed, limits: Limits, raw: bytes, refs: list) 
             size += len(text)
             texts.append((parent_id if parent == "multipart/alternative" else id(part), ctype, text))
             continue
-        if ctype in _NOT_CASE_FILES or _is_inline_resource(part, parent, ctype, disposition):
+        if ctype in _NOT_CASE_FILES:
+            continue
+        if _is_inline_resource(part, parent, ctype, disposition):
+            p.inline_images += ctype.startswith("image/")
             continue
         name = safe_filename(filename, ctype, len(p.attachments) + 1)
         doc_kind = kind_of(name, ctype)

@@ -15,6 +15,7 @@ import re
 
 from intake.core.cpr import mask_text
 from intake.core.rules import Rules
+from intake.core.segments import unwrap
 
 _CLAUSE_END = re.compile(r"[.!?](?=\s+[A-ZÆØÅ0-9\"“])|[;\n]|,\s*(?:men|mens|hvorefter|og\s+nu)\s")
 
@@ -48,6 +49,7 @@ def _cancelled(text: str, start: int, end: int, rules: Rules) -> bool:
 def redirect_reason(units: list[tuple[str, str]], rules: Rules) -> tuple[str, dict] | None:
     """The first redirect rule (in configured precedence) with an uncancelled match in any
     unit, and its evidence."""
+    units = [(source, unwrap(text)) for source, text in units]
     for rule in rules.redirect_rules:
         for source, text in units:
             for m in rule.pattern.finditer(text):

@@ -13,8 +13,30 @@ from intake.resources import default_rules_file
 _FLAGS = re.IGNORECASE | re.UNICODE
 
 
+_FOLD = {"æ": "(?:æ|ae)", "ø": "(?:ø|oe)", "å": "(?:å|aa)", "Æ": "(?:Æ|AE)", "Ø": "(?:Ø|OE)", "Å": "(?:Å|AA)"}
+
+
+def fold_danish(pattern: str) -> str:
+    """Let a pattern written with æ, ø, å also match text typed without them ("undersoegelse",
+    "oensket", "Vedhaeftet"), outside character classes."""
+    out, depth, escaped = [], 0, False
+    for ch in pattern:
+        if escaped:
+            out.append(ch)
+            escaped = False
+            continue
+        if ch == "\\":
+            escaped = True
+        elif ch == "[":
+            depth += 1
+        elif ch == "]" and depth:
+            depth -= 1
+        out.append(_FOLD.get(ch, ch) if depth == 0 else ch)
+    return "".join(out)
+
+
 def _alt(patterns: list[str]) -> str:
-    return "(?:" + "|".join(f"(?:{p})" for p in patterns) + ")"
+    return "(?:" + "|".join(f"(?:{fold_danish(p)})" for p in patterns) + ")"
 
 
 @dataclass(frozen=True)
@@ -65,7 +87,10 @@ class Rules:
     not_referral_strong: re.Pattern[str]
     not_referral_weak: re.Pattern[str]
     referral_intent: re.Pattern[str]
+    existing_referral: re.Pattern[str]
+    new_referral: re.Pattern[str]
     signature_start: re.Pattern[str]
+    field_line: re.Pattern[str]  # a line that starts with a field label: never a signature line
     cpr_label: re.Pattern[str]
     not_cpr_label: re.Pattern[str]
     redirect_rules: tuple[RedirectRule, ...]
@@ -150,7 +175,10 @@ def compile_rules(data: dict) -> Rules:
         not_referral_strong=re.compile(_alt(nr["strong"]), _FLAGS | re.M),
         not_referral_weak=re.compile(_alt(nr["weak"]), _FLAGS),
         referral_intent=re.compile(_alt(nr["intent"]), _FLAGS),
+        existing_referral=re.compile(_alt(nr.get("existing", ["(?!)"])), _FLAGS),
+        new_referral=re.compile(_alt(nr.get("new_referral", ["(?!)"])), _FLAGS),
         signature_start=re.compile(_alt(data["signature"]["starts"]), _FLAGS | re.M),
+        field_line=re.compile(r"^\W{0,3}" + _alt(data["signature"].get("field_lines", ["(?!)"])) + r"\s*:", _FLAGS),
         cpr_label=re.compile(r"\b" + _alt(data["cpr"]["labels"]), _FLAGS),
         not_cpr_label=re.compile(r"\b" + _alt(data["cpr"]["not_cpr_labels"]) + r"\b", _FLAGS),
         redirect_rules=rules,

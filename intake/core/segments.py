@@ -147,7 +147,8 @@ def _is_postscript(s: str) -> bool:
     return len(words) >= 3 and any(w.isalpha() and w.islower() and len(w) >= 3 for w in words[1:])
 
 
-def _signature_lines(lines: list[str], signature_start: re.Pattern[str]) -> list[tuple[str, int, int]]:
+def _signature_lines(lines: list[str], signature_start: re.Pattern[str],
+                     field_line: re.Pattern[str] | None = None) -> list[tuple[str, int, int]]:
     """Cut a block's lines into ("text" | "signature", start, end) runs. A signature runs from
     "Med venlig hilsen", "Mvh", "-- " … over short lines (names, titles, phone numbers) and
     disclaimers; a full sentence after it that is no disclaimer (a postscript) is the sender's
@@ -163,7 +164,7 @@ def _signature_lines(lines: list[str], signature_start: re.Pattern[str]) -> list
         j = i + 1
         while j < n:
             s = lines[j].strip()
-            if _is_postscript(s) and not _DISCLAIMER.search(lines[j - 1]):
+            if (_is_postscript(s) and not _DISCLAIMER.search(lines[j - 1])) or (field_line is not None and field_line.match(s)):
                 break
             j += 1
         runs.append(("signature", i, j))
@@ -186,7 +187,7 @@ def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, s
 
 
 def segment(text: str, subject: str, signature_start: re.Pattern[str],
-            own_addresses: frozenset[str] = frozenset()) -> list[Segment]:
+            own_addresses: frozenset[str] = frozenset(), field_line: re.Pattern[str] | None = None) -> list[Segment]:
     """Ordered segments of a message body (see the module docstring)."""
     lines = text.split("\n")
     blocks = find_blocks(lines)
@@ -228,7 +229,7 @@ def segment(text: str, subject: str, signature_start: re.Pattern[str],
         source = {"new": "body", "forwarded": "forwarded", "quoted": "quoted"}[kind]
         block_lines = lines[start:end]
         body = ""
-        for i, (run, a, b) in enumerate(_signature_lines(block_lines, signature_start)):
+        for i, (run, a, b) in enumerate(_signature_lines(block_lines, signature_start, field_line)):
             text_run = "\n".join(block_lines[a:b])
             if run == "signature":
                 if text_run.strip():
@@ -242,6 +243,25 @@ def segment(text: str, subject: str, signature_start: re.Pattern[str],
         else:
             above_kind = "quoted"
     return out
+
+
+_LABEL_START = re.compile(r"^\s*(?:[-*•·◦▪►–]\s|\(?\d{1,2}[.)]\s|[^\W\d_][\w .\-/]{0,40}:\s|>)")
+
+
+def unwrap(text: str) -> str:
+    """Join the hard-wrapped lines of a paragraph (plain-text mail wraps at 70–100 columns), so
+    that a clause is not cut at a line end: a line of 60+ characters that does not end a
+    sentence continues on the next line, unless that one starts a list item or a label."""
+    lines = text.split("\n")
+    out: list[str] = []
+    for ln in lines:
+        prev = out[-1] if out else ""
+        if (len(prev) >= 60 and prev.rstrip()[-1:] not in ".!?:;" and "\t" not in prev
+                and ln.strip() and "\t" not in ln and not _LABEL_START.match(ln)):
+            out[-1] = prev.rstrip() + " " + ln.lstrip()
+        else:
+            out.append(ln)
+    return "\n".join(out)
 
 
 def readable(segments: list[Segment]) -> list[Segment]:

@@ -237,7 +237,8 @@ def step_fields(ctx: Context) -> bool:
         r.evidence["text_cut"] = [{"source": "body", "rule": f"only the first {cap} characters were read"}]
     if ctx.ignore_lines:
         text = "\n".join(ln for ln in text.split("\n") if extract.norm_line(ln) not in ctx.ignore_lines)
-    ctx.segments = segments.segment(text, p.subject, rules.signature_start, frozenset(ctx.settings.own_addresses))
+    ctx.segments = segments.segment(text, p.subject, rules.signature_start, frozenset(ctx.settings.own_addresses),
+                                    field_line=rules.field_line)
     subject = normalize(p.subject)
     new = [(s.source, s.text) for s in ctx.segments if s.kind == "new"]
     f = extract.read_fields(new, subject, rules, ctx.today, html=p.html)
@@ -308,6 +309,9 @@ def step_not_a_referral(ctx: Context) -> bool:
     complete = bool(r.name and r.cpr_digits and r.examinations and r.problem)
     intent = any(rules.referral_intent.search(t) for _s, t in new)
     ctx.intent = intent
+    old = next(((src, m.group(0)) for src, t in new for m in [rules.existing_referral.search(t)] if m), None)
+    if old and not any(rules.new_referral.search(t) for _s, t in new):
+        return _not_referral(ctx, old[0], old[1])  # about a referral sent before
     if complete and intent:
         return False
     for src, t in new:
@@ -380,7 +384,7 @@ def step_uncertain(ctx: Context) -> bool:
     doc_names = {d.name for d in ctx.docs}
     unread_files = [a for a in r.attachments if a.filename not in doc_names or a.filename in {d.name for d in unread_docs}]
     pointer = next(((src, m.group(0)) for src, t in _new_units(ctx) for m in [rules.pointer.search(t)] if m), None)
-    if core and pointer and (unread_files or not r.attachments):
+    if core and pointer and (unread_files or not r.attachments or ctx.parsed.inline_images):
         why.append({"field": ",".join(core), "source": pointer[0],
                     "rule": f"points to an attachment that was not read: {pointer[1][:60]}"})
     for d in unread_docs:
