@@ -310,8 +310,3 @@ def _listed_after(text: str, line_no: int) -> str | None:
         else:
             return None
     return " ".join(items) if items else None
-
-
-def find_examinations(text: str, rules: Rules) -> list[str]:
-    """The requested examinations in one text (the concept reader on a single unit)."""
-    return exams.find([("body", text)], rules).requested

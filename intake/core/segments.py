@@ -1,9 +1,9 @@
 """Cut a message's text into ordered segments: what the sender wrote now, signatures and
 disclaimers, quoted history, and each forwarded message with its own header block.
 
-Pure: text in, segments out. Every field reader reads the segments it should (`readable`):
-the sender's new text and forwarded messages, never signatures, disclaimers or the quoted
-history of a reply. A signature ends its segment, never the whole message: a forwarder's note
+Pure: text in, segments out. The field readers and routing read the sender's new text and
+forwarded messages (and attached forms), never signatures, disclaimers or the quoted history
+of a reply. A signature ends its segment, never the whole message: a forwarder's note
 and signature stand above the forwarded referral.
 
 A history block starts at a separator ("-----Oprindelig meddelelse-----", "Videresendt
@@ -177,15 +177,6 @@ def _signature_lines(lines: list[str], signature_start: re.Pattern[str],
 _POINTS_BELOW = re.compile(r"\b(?:nedenfor|nedenstående|herunder|forneden|i\s+tråden|se\s+tråden|videresend\w*)\b", re.I)
 
 
-def split_signature(text: str, signature_start: re.Pattern[str]) -> tuple[str, str]:
-    """(text, signature) of a text with at most one signature (see `_signature_lines`)."""
-    lines = text.split("\n")
-    runs = _signature_lines(lines, signature_start)
-    body = "\n".join("\n".join(lines[a:b]) for kind, a, b in runs if kind == "text")
-    sig = "\n".join("\n".join(lines[a:b]) for kind, a, b in runs if kind == "signature")
-    return body, sig
-
-
 def segment(text: str, subject: str, signature_start: re.Pattern[str],
             own_addresses: frozenset[str] = frozenset(), field_line: re.Pattern[str] | None = None) -> list[Segment]:
     """Ordered segments of a message body (see the module docstring)."""
@@ -262,11 +253,6 @@ def unwrap(text: str) -> str:
         else:
             out.append(ln)
     return "\n".join(out)
-
-
-def readable(segments: list[Segment]) -> list[Segment]:
-    """The segments field readers and routing read: new text and forwarded messages."""
-    return [s for s in segments if s.kind in ("new", "forwarded", "attachment")]
 
 
 def is_reply_to_us(segments: list[Segment], subject: str, own_addresses: frozenset[str],
