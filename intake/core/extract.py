@@ -41,7 +41,7 @@ _REFER_NAME = re.compile(
     r"(?P<name>[A-ZÆØÅ][\w'’\-]{1,30}(?:[ \t]+(?:[A-ZÆØÅ][\w'’\-]{0,30}|von|van|de|af|la|le|el|al|da|dela|del|du|dos|das|ten|ter|zu)){1,5})")
 # "Henvisning til psykologisk undersøgelse af Kristoffer Lau Mikkelsen"
 _EXAM_OF_NAME = re.compile(
-    r"\b(?:henvisning|undersøgelse|erklæring|samtaler|vurdering|udredning)\w*\s+(?:af|for|vedr\.?|på)\s+(?:borger(?:en)?\s+)?"
+    r"(?:henvisning|undersøgelse|erklæring|samtaler|vurdering|udredning)\w*\s+(?:af|for|vedr\.?|på)\s+(?:borger(?:en)?\s+)?"
     r"(?P<name>[A-ZÆØÅ][\w'’\-]{1,30}(?:[ \t]+(?:[A-ZÆØÅ][\w'’\-]{0,30}|von|van|de|af|la|le|el|al|da|dela|del|du|dos|das|ten|ter|zu)){1,5})")
 # A name in any case right after "henvise" and right before the CPR number: "jeg vil gerne
 # henvise kasper nørgaard lund cprnr 140492-1833" (run-on, lower case).

@@ -42,7 +42,7 @@ def _cancelled(text: str, start: int, end: int, rules: Rules) -> bool:
     if rules.redirect_after_cue.search(" ".join(after.split()[:8])):
         return True
     if words and rules.redirect_past_cue.search(window):
-        return not rules.redirect_ongoing_cue.search(before + " " + after)
+        return not rules.redirect_ongoing_cue.search(before + " " + text[start:end] + " " + after)
     return False
 
 
