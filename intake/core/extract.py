@@ -149,15 +149,12 @@ def _read_name(f: Fields, unit_pairs, subject: str, rules: Rules, html: bool) ->
         for p in ps:
             if not label_is(rules.name_key, p.label):
                 continue
-            name = clean_name(p.value, rules, labelled=True)
-            if name:
-                f.name = name
-                f.note("name", _source(src, p, html), f"label: {p.label}")
+            if _take_name(f, rules, _source(src, p, html), f"label: {p.label}", [p.value], labelled=True):
                 return
-            if p.value.strip() and _LETTERS.search(p.value) and not rules.pointer_value.search(p.value):
-                unreadable.append((src, p.label))
-            elif rules.pointer_value.search(p.value):
+            if rules.pointer_value.search(p.value):
                 f.signals.append({"field": "name", "source": src, "rule": f"label points elsewhere: {p.label}"})
+            elif p.value.strip() and _LETTERS.search(p.value):
+                unreadable.append((src, p.label))
     for src, text, _ps in unit_pairs:
         for rx, group, rule in _FREE_TEXT_NAMES:
             for m in rx.finditer(text):
@@ -168,10 +165,7 @@ def _read_name(f: Fields, unit_pairs, subject: str, rules: Rules, html: bool) ->
     for src, text, _ps in unit_pairs:
         for rx, group, rule in _LOOSE_NAMES:
             for m in rx.finditer(text):
-                name = clean_name(m.group(group), rules, labelled=True)
-                if name:
-                    f.name = name
-                    f.note("name", src, rule)
+                if _take_name(f, rules, src, rule, [m.group(group)], labelled=True):
                     return
     for rx, rule in ((rules.subject_name, "subject prefix"), (_SUBJECT_TAIL, "subject ending in a name")):
         m = rx.search(subject.strip())
@@ -181,10 +175,10 @@ def _read_name(f: Fields, unit_pairs, subject: str, rules: Rules, html: bool) ->
         f.signals.append({"field": "name", "source": src, "rule": f"label with a value that is not read as a name: {label}"})
 
 
-def _take_name(f: Fields, rules: Rules, source: str, rule: str, candidates) -> bool:  # noqa: ANN001
+def _take_name(f: Fields, rules: Rules, source: str, rule: str, candidates, labelled: bool = False) -> bool:  # noqa: ANN001
     """The first candidate that reads as a name becomes the client's name, with its evidence."""
     for value in candidates:
-        name = clean_name(value, rules)
+        name = clean_name(value, rules, labelled=labelled)
         if name:
             f.name = name
             f.note("name", source, rule)
@@ -200,10 +194,10 @@ def _read_cpr(f: Fields, units, unit_pairs, subject: str, rules: Rules, today, h
         for src, text in [("subject", subject)] + list(units):
             found = cprmod.find(text, rules, today)
             if first in found.valid:
-                label = next((p.label for _s, t, ps in unit_pairs if t is text for p in ps
-                              if label_is(rules.cpr_key, p.label) and first in re.sub(r"\D", "", p.value)), None)
-                pair = next((p for _s, t, ps in unit_pairs if t is text for p in ps if first in re.sub(r"\D", "", p.value)), None)
-                f.note("cpr", _source(src, pair, html), f"label: {label}" if label else "CPR number (valid date)")
+                holding = [p for _s, t, ps in unit_pairs if t is text for p in ps if first in re.sub(r"\D", "", p.value)]
+                label = next((p.label for p in holding if label_is(rules.cpr_key, p.label)), None)
+                f.note("cpr", _source(src, holding[0] if holding else None, html),
+                       f"label: {label}" if label else "CPR number (valid date)")
                 break
         return
     for src, _text, ps in unit_pairs:

@@ -124,7 +124,6 @@ class Context:
     rules: Rules
     today: dt.date
     result: Result = field(default_factory=Result)
-    text: str = ""  # subject + the segments that count, as read
     ignore_lines: frozenset[str] = frozenset()  # our own replies' lines, quoted back to us
     segments: list = field(default_factory=list)  # intake.core.segments.Segment, in order
     units: list[tuple[str, str]] = field(default_factory=list)  # (evidence source, text) read
@@ -233,8 +232,6 @@ def step_fields(ctx: Context) -> bool:
     p, rules, r = ctx.parsed, ctx.rules, ctx.result
     cap = ctx.settings.triage.limits.max_read_chars
     text = normalize(p.text[:cap])
-    if len(p.text) > cap:
-        r.evidence["text_cut"] = [{"source": "body", "rule": f"only the first {cap} characters were read"}]
     if ctx.ignore_lines:
         text = "\n".join(ln for ln in text.split("\n") if extract.norm_line(ln) not in ctx.ignore_lines)
     ctx.segments = segments.segment(text, p.subject, rules.signature_start, frozenset(ctx.settings.own_addresses),
@@ -256,9 +253,7 @@ def step_fields(ctx: Context) -> bool:
              for d in ctx.docs if d.readable and d.checkboxes]
     if docs:
         f = extract.read_fields(new + docs, subject, rules, ctx.today, html=p.html)
-    units = new + docs
-    ctx.units = units
-    ctx.text = subject + "\n\n" + "\n\n".join(t for _s, t in units)
+    ctx.units = new + docs
     ctx.fields = f
     r.name = f.name
     r.cpr_digits = f.cpr.valid[0] if len(f.cpr.valid) == 1 else None
@@ -270,6 +265,8 @@ def step_fields(ctx: Context) -> bool:
     r.problem = f.problem
     r.attachments = list(p.attachments)
     r.evidence = {k: list(v) for k, v in f.evidence.items()}
+    if len(p.text) > cap:  # after the fields' evidence, which replaces the dict
+        r.evidence["text_cut"] = [{"source": "body", "rule": f"only the first {cap} characters were read"}]
     if r.attachments:
         r.evidence["attachments"] = [{"source": f"attachment:{a.filename}", "rule": a.content_type} for a in r.attachments]
     r.evidence["segments"] = [{"source": s.source, "rule": s.kind} for s in ctx.segments if s.text.strip()]
