@@ -79,7 +79,7 @@ ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = {auth_mechanisms}
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 first_valid_uid = 1
@@ -90,10 +90,7 @@ namespace inbox {{
   inbox = yes
   separator = /
 }}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {base}/passwd
-}}
+{passdb}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={base}/mail/%u
@@ -119,16 +116,28 @@ protocol imap {{
   mail_max_userip_connections = 100
   imap_idle_notify_interval = 1 secs
 }}
+{extra_conf}
 """
+_PASSWD_FILE_PASSDB = """passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {base}/passwd
+}"""
 
 
 @dataclass
 class Dovecot:
-    """A private Dovecot; `users` maps user name to password."""
+    """A private Dovecot; `users` maps user name to password.
+
+    Variants for tests: `passdb` replaces the passwd-file passdb block (e.g. `driver = oauth2`),
+    `auth_mechanisms` the SASL list, and `extra_conf` is appended last (later settings win).
+    """
 
     base: Path
     ca: TestCA
     users: dict[str, str] = field(default_factory=lambda: {"socialmedicin": "test-password"})
+    passdb: str | None = None
+    auth_mechanisms: str = "plain login"
+    extra_conf: str = ""
     imap_port: int = 0
     imaps_port: int = 0
     proc: subprocess.Popen | None = None
@@ -158,7 +167,9 @@ class Dovecot:
         conf.write_text(_DOVECOT_CONF.format(
             base=self.base, cert=self.ca.cert_file, key=self.ca.key_file, uid=uid, gid=gid,
             login_user=login_user, internal_user=internal_user,
-            imap_port=self.imap_port, imaps_port=self.imaps_port))
+            imap_port=self.imap_port, imaps_port=self.imaps_port,
+            passdb=self.passdb if self.passdb is not None else _PASSWD_FILE_PASSDB.replace("{base}", str(self.base)),
+            auth_mechanisms=self.auth_mechanisms, extra_conf=self.extra_conf))
         self.proc = subprocess.Popen([DOVECOT_BIN, "-F", "-c", str(conf)], start_new_session=True,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
