@@ -87,6 +87,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """`db current` (exit 0 when current, 1 otherwise) and `db upgrade` (under the store's lock)."""
+    from intake.edges import schema
+    from intake.edges.instance_lock import StoreLocked, acquire
+
+    url = load_settings(args.config).store.url
+    if args.action == "current":
+        st = schema.status(url)
+        print(f"current: {st.current or '-'}\nhead:    {st.head}\nstate:   {st.state}")
+        if st.state != "current":
+            print(f"intake: {schema.SchemaMismatch(st).message(args.config)}", file=sys.stderr)
+        return 0 if st.state == "current" else 1
+    try:  # never under a live daemon (nor a remind, nor a second upgrade)
+        lock = acquire(url, "intake db upgrade")
+    except StoreLocked as e:
+        print(f"intake: {e}", file=sys.stderr)
+        return 2
+    try:
+        before, after = schema.upgrade(url)
+    finally:
+        lock.release()
+    print(f"store schema: {before or '(empty)'} -> {after}" + (" (already current)" if before == after else ""))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from intake.service.demo import main as demo_main
 
@@ -215,6 +240,115 @@ def cmd_remind(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from intake.service import logs, outbox_admin
+    from intake.service.staff import actor, print_out
+    from intake.edges.store import Store
+
+    settings = load_settings(args.config)
+    store = Store(settings.store.url)
+    if args.action == "list":
+        print_out(outbox_admin.table(store, args.state, ZoneInfo(settings.cases.timezone)))
+        return 0
+    logs.configure("info", stream=sys.stderr)  # the audit line: stdout is for the answer
+    how = "sent" if args.sent else "resend"
+    try:
+        outbox_admin.resolve(store, args.id, how, args.by or actor())
+    except outbox_admin.ResolveError as e:
+        print(f"intake: {e}", file=sys.stderr)
+        return 1
+    print(f"svar #{args.id}: " + ("markeret som sendt" if how == "sent"
+                                  else "sat til afsendelse igen; dæmonen sender det inden for et minut"))
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from intake.service.backup import BackupError, backup, when
+
+    try:
+        info = backup(load_settings(args.config), Path(args.out))
+    except BackupError as e:
+        print(f"intake: {e}", file=sys.stderr)
+        return 1
+    print(f"backup: {info.path} ({info.size} bytes, mode 0600)")
+    print(f"schema revision: {info.revision or 'none recorded'}")
+    print("contents: " + ", ".join(f"{n} {t}" for t, n in info.counts.items()) + f"; newest record {when(info.newest)}")
+    if info.key_file:
+        print(f"HMAC key: {info.key_file} is NOT in the backup; back it up separately (with the other "
+              "credentials): without it, restored cases no longer match citizens by CPR")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from intake.edges.instance_lock import StoreLocked
+    from intake.service.backup import BackupError, mark_uncertain, restore, when
+
+    settings = load_settings(args.config)
+    try:
+        if args.mark_uncertain:
+            ids = mark_uncertain(settings)
+            print(f"{len(ids)} outbox entries pending or sending at backup time marked uncertain "
+                  "(intake outbox list)")
+            return 0
+        if not args.from_:
+            print("intake: name the backup: --from FILE", file=sys.stderr)
+            return 2
+        info = restore(settings, Path(args.from_), force=args.force, config=args.config)
+    except StoreLocked as e:
+        print(f"intake: {e}", file=sys.stderr)
+        return 2
+    except BackupError as e:
+        print(f"intake: {e}", file=sys.stderr)
+        return 1
+    print(f"restored {args.from_} into {settings.store.url.removeprefix('sqlite:///')}; "
+          f"newest record {when(info.newest)}; schema revision {info.revision or 'none recorded'}")
+    print(f"{len(info.marked_uncertain)} outbox entries pending or sending at backup time marked uncertain: "
+          "they may have been sent after the backup; resolve them (intake outbox list / resolve)")
+    for folder, uidvalidity, last_uid in info.checkpoints:
+        print(f"IMAP checkpoint {folder}: UIDVALIDITY {uidvalidity}, last UID {last_uid}. Messages filed "
+              "after the backup are already in the triage folders: they are not triaged again and their "
+              "cases are not in this store; look for them there (received after the time above)")
+    rep = info.replaced
+    if rep and rep.error:
+        print(f"the replaced store could not be read ({rep.error}): what came after the backup is unknown")
+    elif rep:
+        print(f"the replaced store knew {rep.messages} messages and {rep.sent + len(rep.unsent)} replies "
+              f"the backup does not; {rep.sent} of those replies were sent, {len(rep.unsent)} were dropped unsent:")
+        for entry_id, kind, to, state, ref in rep.unsent:
+            print(f"  dropped: old outbox #{entry_id} {kind} to {to} (case {ref or '-'}, {state}): answer by hand")
+    if info.schema_note:
+        print(info.schema_note)
+    if info.key_file and not info.key_present:
+        print(f"HMAC key: {info.key_file} is missing: restore it from the credentials backup BEFORE "
+              "starting the daemon (a new key would be made, and follow-ups would not match by CPR)")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from intake.service.checkconfig import run as check
+
+    report = check(args.config, connect=args.connect)
+    if report.effective:
+        print("effective configuration (secrets: paths only):")
+        for line in report.effective:
+            print(f"  {line}")
+    for line in report.ok:
+        print(f"ok: {line}")
+    for line in report.problems:
+        print(f"intake: check-config: {line}", file=sys.stderr)
+    print(f"{len(report.problems)} problem(s)" if report.problems else "configuration ok")
+    return 1 if report.problems else 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from intake.service.health import main as health_main
+
+    return health_main(load_settings(args.config), args.max_sync_age_minutes, args.max_outbox_age_minutes,
+                       as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="intake", description="SME e-mail intake and triage")
     ap.add_argument("--version", action="version", version=f"sme-intake {__version__}")
@@ -281,6 +415,55 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--now", help="ISO date-time to run as (default: now)")
     rm.set_defaults(func=cmd_remind)
 
+    ob = sub.add_parser("outbox", help="staff: replies that need a person (uncertain, failed)")
+    osub = ob.add_subparsers(dest="action", required=True)
+    ol = osub.add_parser("list", help="a table of outbox entries (default: uncertain and failed)")
+    ol.add_argument("--state", choices=["uncertain", "failed", "pending", "all"], default="attention")
+    orv = osub.add_parser("resolve", help="settle an uncertain or failed reply by hand (audited)")
+    orv.add_argument("id", type=int)
+    how = orv.add_mutually_exclusive_group(required=True)
+    how.add_argument("--sent", action="store_true", help="it did reach the recipient")
+    how.add_argument("--resend", action="store_true", help="send it again (the daemon does)")
+    orv.add_argument("--by", help="who resolves it (default: your user name)")
+    for x in (ol, orv):
+        x.add_argument("--config", required=True)
+    ob.set_defaults(func=cmd_outbox)
+
+    bk = sub.add_parser("backup", help="a consistent copy of the SQLite store while the daemon runs")
+    bk.add_argument("--config", required=True)
+    bk.add_argument("--out", required=True, help="the backup file to write (must not exist)")
+    bk.set_defaults(func=cmd_backup)
+
+    rs = sub.add_parser("restore", help="put a backup in place of the store (daemon stopped)")
+    rs.add_argument("--config", required=True)
+    rs.add_argument("--from", dest="from_", help="the backup file")
+    rs.add_argument("--force", action="store_true", help="replace a store that holds data")
+    rs.add_argument("--mark-uncertain", action="store_true",
+                    help="after a pg_restore: mark replies pending or sending at backup time uncertain")
+    rs.set_defaults(func=cmd_restore)
+
+    ck = sub.add_parser("check-config", help="validate config, rules, templates, secrets and store; "
+                                             "print the effective configuration")
+    ck.add_argument("--config", required=True)
+    ck.add_argument("--connect", action="store_true", help="also try the IMAP, SMTP and store connections")
+    ck.set_defaults(func=cmd_check_config)
+
+    db = sub.add_parser("db", help="the store's schema: current version, upgrade to this build's")
+    dbsub = db.add_subparsers(dest="action", required=True)
+    for name, text in (("current", "print the store's revision, this build's head and the state"),
+                       ("upgrade", "bring the store to this build's schema (stop the daemon, back up first)")):
+        dbsub.add_parser(name, help=text).add_argument("--config", required=True)
+    db.set_defaults(func=cmd_db)
+
+    he = sub.add_parser("health", help="is the daemon well? exit 0 healthy, 1 not (for monitoring checks)")
+    he.add_argument("--config", required=True)
+    he.add_argument("--max-sync-age-minutes", type=float, default=None,
+                    help="unhealthy without a successful sync for this long (default: [health])")
+    he.add_argument("--max-outbox-age-minutes", type=float, default=None,
+                    help="unhealthy when a reply has waited this long (default: [health])")
+    he.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    he.set_defaults(func=cmd_health)
+
     d = sub.add_parser("demo", help="local Dovecot + SMTP sink + example referrals, one --once run")
     d.add_argument("--workdir", default=None, help="where to put the demo's servers and store")
     d.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
@@ -294,6 +477,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as e:
         print(f"intake: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from intake.edges.schema import SchemaMismatch  # here, not up front: `triage` needs no database
+
+        if not isinstance(e, SchemaMismatch):
+            raise
+        # the store is behind or ahead of this build: one line naming the command, exit 2
+        print(f"intake: {e.message(getattr(args, 'config', None))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

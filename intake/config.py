@@ -131,13 +131,67 @@ class TriageConfig(_Section):
     limits: Limits = Field(default_factory=Limits)
 
 
+class OAuth2Config(_Section):
+    """OAuth 2.0 sign-in (Microsoft 365 / Exchange Online): where the access token comes from.
+
+    Either the app's client credentials (msal: `tenant_id`, `client_id` and `client_secret_file`
+    or `certificate_file`, key and certificate in one PEM) or `token_command` (an argv that prints the
+    token, or JSON with access_token and expires_in, on stdout). See intake.edges.oauth."""
+
+    mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"  # IMAP; OAUTHBEARER only if offered
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret_file: Path | None = None
+    certificate_file: Path | None = None  # PEM: the private key and its certificate (SHA-256 thumbprint)
+    certificate_thumbprint: str | None = None  # SHA-1 hex (Entra portal): only for a key without its certificate
+    scope: str = "https://outlook.office365.com/.default"
+    authority: str | None = None  # default https://login.microsoftonline.com/<tenant_id>
+    ca_file: Path | None = None  # CA bundle for the token endpoint (default: the system's)
+    token_command: list[str] | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)  # token endpoint or token_command
+    renew_before_seconds: float = Field(default=300.0, gt=0, le=300)  # msal's own margin is 5 min
+
+    @model_validator(mode="after")
+    def _source(self):  # noqa: ANN202
+        if self.token_command is not None:
+            if not self.token_command:
+                raise ValueError("oauth2.token_command is an empty list")
+            if self.client_id or self.client_secret_file or self.certificate_file:
+                raise ValueError("oauth2: give token_command or client credentials, not both")
+            return self
+        if not (self.tenant_id and self.client_id):
+            raise ValueError("oauth2 needs tenant_id and client_id (or token_command)")
+        if bool(self.client_secret_file) == bool(self.certificate_file):
+            raise ValueError("oauth2 needs client_secret_file or certificate_file (one of them)")
+        return self
+
+    @property
+    def authority_url(self) -> str:
+        return self.authority or f"https://login.microsoftonline.com/{self.tenant_id}"
+
+
 class _Connection(_Section):
-    """What IMAP and SMTP share: plaintext is refused unless explicitly allowed."""
+    """What IMAP and SMTP share: plaintext is refused unless explicitly allowed; sign-in by
+    password (`password_file`) or OAuth 2.0 (`auth = "oauth2"` and an `oauth2` table)."""
+
+    auth: Literal["password", "oauth2"] = "password"
+    oauth2: OAuth2Config | None = None
 
     @model_validator(mode="after")
     def _plaintext(self):  # noqa: ANN202
         if self.security == "plain" and not self.allow_plaintext:
             raise ValueError(f'{self._section}.security = "plain" is refused unless allow_plaintext = true')
+        return self
+
+    @model_validator(mode="after")
+    def _auth(self):  # noqa: ANN202
+        if self.auth == "oauth2":
+            if self.oauth2 is None:
+                raise ValueError(f'{self._section}.auth = "oauth2" needs a [{self._section}.oauth2] table')
+            if not self.username:
+                raise ValueError(f'{self._section}.auth = "oauth2" needs username (the mailbox address)')
+        elif self._section == "mailbox" and self.password_file is None:
+            raise ValueError("mailbox.password_file is required (or auth = \"oauth2\")")
         return self
 
 
@@ -149,7 +203,7 @@ class MailboxConfig(_Connection):
     ca_file: Path | None = None
     allow_plaintext: bool = False
     username: str
-    password_file: Path
+    password_file: Path | None = None  # required with auth = "password"
     folder: str = "INBOX"
     idle: bool = True  # use IDLE when the server offers it
     idle_renew_seconds: int = 25 * 60  # re-issue IDLE well before the 29-minute limit
@@ -158,6 +212,10 @@ class MailboxConfig(_Connection):
     max_message_bytes: int = 100 * 1024 * 1024  # RFC822.SIZE above this: manual, unparsed
     fetch_batch: int = 50  # messages fetched, decided and committed together
     batch_bytes: int = 32 * 1024 * 1024  # and at most this many bytes of them at once
+    # where the triage folders live: "" = at the top of the personal namespace; unset = the
+    # prefix the server's NAMESPACE names (e.g. "INBOX." on Cyrus); folder names in this file
+    # always use "/" between levels, the server's own delimiter is used on the wire
+    folder_prefix: str | None = None
 
 
 class SmtpConfig(_Connection):
@@ -200,7 +258,36 @@ class DaemonConfig(_Section):
     reconnect_initial_seconds: float = 1.0
     reconnect_max_seconds: float = 300.0
     set_keywords: bool = True
+    # file manual messages in a subfolder per reason (Triage/Manuel/<reason>): "auto" only when
+    # the server takes no keywords (Exchange) or set_keywords is off
+    reason_subfolders: Literal["auto", "always", "never"] = "auto"
     lock_check_seconds: float = Field(default=30.0, gt=0)  # is the store's instance lock still ours?
+
+
+class MetricsConfig(_Section):
+    """Prometheus metrics (intake.service.metrics); off unless `listen` or `textfile` is set."""
+
+    listen: str | None = None  # "127.0.0.1:9464": HTTP /metrics (keep it on loopback)
+    textfile: Path | None = None  # node_exporter textfile collector file, rewritten atomically
+    textfile_interval_seconds: float = Field(default=15.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            from intake.service.metrics import parse_listen
+
+            parse_listen(v)
+        return v
+
+
+class HealthConfig(_Section):
+    """The daemon's status file and the limits `intake health` judges by (intake.service.health)."""
+
+    status_file: Path | None = None  # default: health.json beside the SQLite store
+    interval_seconds: float = Field(default=10.0, gt=0)  # how often the daemon rewrites it
+    max_sync_age_minutes: float = Field(default=10.0, gt=0)  # no successful sync for longer: unhealthy
+    max_outbox_age_minutes: float = Field(default=30.0, gt=0)  # a reply waiting longer: unhealthy
 
 
 class CasesConfig(_Section):
@@ -275,6 +362,8 @@ class Settings(_Section):
     cases: CasesConfig = Field(default_factory=CasesConfig)
     reply_limits: ReplyLimits = Field(default_factory=ReplyLimits)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @property
     def own_addresses(self) -> set[str]:
@@ -316,11 +405,28 @@ def load_settings(path: str | Path | None) -> Settings:
     return settings
 
 
-def read_secret(path: Path | None) -> str | None:
-    """Read a secret from a credentials file; trailing newline stripped."""
+def read_secret(path: Path | None, private: bool = False) -> str | None:
+    """Read a secret from a credentials file; trailing newline stripped. `private`: refuse a
+    file that group or others may read (systemd credentials under $CREDENTIALS_DIRECTORY are
+    the service's own and pass)."""
     if path is None:
         return None
     try:
+        if private:
+            check_private(Path(path))
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as e:
         raise ConfigError(f"cannot read secret file {path}: {e.strerror}") from e
+
+
+def check_private(path: Path) -> None:
+    """ConfigError unless only the owner may read `path` (sign-in secrets, private keys)."""
+    import os
+    import stat
+
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds and Path(path).resolve().is_relative_to(Path(creds).resolve()):
+        return
+    mode = stat.S_IMODE(Path(path).stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"secret file {path} may be read by others (mode {mode:o}): chmod 600 {path}")

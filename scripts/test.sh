@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the whole test suite: unit tests and the real-server tests
-# (a private Dovecot and an aiosmtpd SMTP server are started by the tests themselves).
+# (a private Dovecot, Cyrus IMAP, PostgreSQL and an aiosmtpd SMTP server are started by the tests
+# themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh

@@ -255,6 +255,7 @@ def test_smtp_implicit_tls_with_auth(tmp_path, dovecot, ca):
     try:
         env = Env(tmp_path, dovecot, sink.port, ca)
         (tmp_path / "smtp-password").write_text("smtp-secret\n")
+        (tmp_path / "smtp-password").chmod(0o600)  # secret files readable by others are refused
         env.config.write_text(env.config.read_text().replace(
             'security = "starttls"', f'security = "tls"\nusername = "socialmedicin"\npassword_file = "{tmp_path / "smtp-password"}"'))
         dovecot.append(referral(message_id="<auth@aalborg.dk>"))
@@ -332,10 +333,12 @@ def test_a_stalled_imap_connection_is_detected_and_renewed(env: Env, dovecot, sm
     proc = env.start()
     frozen = []
     try:
-        time.sleep(2.0)  # connected and idling
         master = psutil.Process(dovecot.proc.pid)
-        frozen = [p for p in master.children(recursive=True) if p.name() == "imap"]
-        assert frozen, "no imap session process found"
+        deadline = time.monotonic() + 30  # the daemon's session, however slow its start-up
+        while not (frozen := [p for p in master.children(recursive=True) if p.name() == "imap"]):
+            assert time.monotonic() < deadline, "no imap session process found"
+            time.sleep(0.2)
+        time.sleep(1.0)  # logged in, drained the empty inbox, idling
         for p in frozen:
             p.suspend()
         time.sleep(0.5)

@@ -190,3 +190,20 @@ def test_requeue_after_a_config_change(tmp_path, dovecot, smtp, ca):
     assert len(smtp.wait_for(1)) == 1
     folders = place(dovecot.folder_messages())
     assert folders["Triage/Manuel"] == [] and len(folders["Triage/Klar"]) == 1
+    flags = dovecot.folder_messages()["Triage/Klar"][0][1]  # the old decision's keywords are gone
+    assert b"sme-accepted" in flags and not {f for f in flags if f.startswith((b"sme-manual", b"grund-"))}
+
+
+def test_requeue_finds_messages_in_reason_subfolders(tmp_path, dovecot, smtp, ca):
+    """With `reason_subfolders` (Exchange: no keywords), manual mail sits in Triage/Manuel/<reason>:
+    requeue looks there too."""
+    env = Env(tmp_path, dovecot, smtp.port, ca, extra='\n[daemon]\nreason_subfolders = "always"\n')
+    dovecot.append(referral(from_="a@test.example", message_id="<rqs@test.example>"))
+    env.run_once()
+    assert len(place(dovecot.folder_messages())["Triage/Manuel/sender_not_allowed"]) == 1
+    env.config.write_text(env.config.read_text() + '\n[[triage.municipalities]]\nname = "Test"\ndomain = "test.example"\n')
+    assert intake(env, "requeue", "--all").stdout.startswith("1 besked")
+    env.run_once()
+    assert len(smtp.wait_for(1)) == 1
+    folders = place(dovecot.folder_messages())
+    assert folders["Triage/Manuel/sender_not_allowed"] == [] and len(folders["Triage/Klar"]) == 1

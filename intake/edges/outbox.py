@@ -5,7 +5,8 @@ An entry is claimed before the SMTP transaction: one conditional UPDATE 'pending
 failure the server reports or a connection that cannot be made puts it back to 'pending' with
 capped exponential backoff, so replies survive SMTP outages and restarts. An entry the holder of
 the store's instance lock finds in 'sending' at start-up was interrupted mid-delivery: it is
-marked 'uncertain', never resent.
+marked 'uncertain', never resent; so is one whose connection breaks after DATA without a reply
+(the server may have it: sending it again could answer twice).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import email.utils
 
 import aiosmtplib
 
-from intake.service import failpoints, logs
+from intake.service import failpoints, logs, metrics
 from intake.config import OutboxConfig, Settings, SmtpConfig, read_secret
 from intake.core.replies import Reply
+from intake.edges.oauth import AuthFailure, AuthWatch, smtp_login
 from intake.edges.store import OutboxEntry, Store, utcnow
 from intake.edges.tls import client_context
 
@@ -51,7 +53,9 @@ class Outbox:
         self.smtp = smtp
         self.cfg = cfg
         self.wake = asyncio.Event()
-        self._password = read_secret(smtp.password_file) if smtp.password_file else None
+        self._password = (read_secret(smtp.password_file, private=True)
+                          if smtp.password_file and smtp.auth == "password" else None)
+        self.auth = AuthWatch("smtp")  # sign-in failures: logged once; .last_error for health
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.smtp
@@ -90,8 +94,14 @@ class Outbox:
         client = self._client()
         try:
             await client.connect()
-            if self.smtp.username:
-                await client.login(self.smtp.username, self._password or "")
+            await smtp_login(client, self.smtp, self._password)  # password or AUTH XOAUTH2
+            self.auth.ok()
+        except AuthFailure as e:  # entries stay pending with backoff; logged once per streak
+            client.close()
+            for entry in due:
+                self._retry(entry, "authentication failed", entry.attempts + 1, expect="pending")
+            self.auth.failed(e, backoff(min(x.attempts for x in due) + 1, self.cfg) if due else 0.0)
+            return 0, len(due)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
             for entry in due:  # not claimed: deferred only if still pending
                 self._retry(entry, f"connect: {type(e).__name__}", entry.attempts + 1, expect="pending")
@@ -117,16 +127,32 @@ class Outbox:
             log.info("reply_claimed_elsewhere", outbox_id=entry.id)
             return None
         failpoints.hit("before_smtp_send")
+        handed_over = False  # from DATA on, the server may have the reply whatever we hear back
         try:
-            await client.sendmail(entry.from_addr, [entry.to_addr], entry.raw)
-        except aiosmtplib.SMTPResponseException as e:
+            await client.mail(entry.from_addr)
+            await client.rcpt(entry.to_addr)
+            handed_over = True
+            await client.data(entry.raw)
+        except aiosmtplib.SMTPResponseException as e:  # refused: certainly not delivered
+            try:
+                await client.rset()
+            except Exception:
+                pass
             if 500 <= e.code < 600:
                 self.store.set_reply_state(entry.id, "failed", expect="sending", last_error=f"{e.code} permanent")
                 log.error("reply_failed", outbox_id=entry.id, smtp_code=e.code)
+                metrics.reply_outcome(entry.kind, "failed")
                 return False
             self._retry(entry, f"{e.code} temporary", attempts)
             return False
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+            if handed_over:  # cut off after the data went out: sending again may answer twice
+                self.store.set_reply_state(entry.id, "uncertain", expect="sending",
+                                           last_error=f"connection lost after DATA: {type(e).__name__}")
+                log.warning("reply_uncertain", outbox_id=entry.id, error=type(e).__name__,
+                            note="connection lost after the reply was handed over; not resent, check by hand")
+                metrics.reply_outcome(entry.kind, "uncertain")
+                return False
             self._retry(entry, type(e).__name__, attempts)
             return False
         failpoints.hit("after_smtp_send")
@@ -134,18 +160,21 @@ class Outbox:
             log.warning("reply_state_changed_elsewhere", outbox_id=entry.id, note="delivered; state left as found")
         log.info("reply_sent", outbox_id=entry.id, kind=entry.kind, case_id=entry.case_id,
                  message_record_id=entry.message_record_id, attempts=attempts)
+        metrics.reply_outcome(entry.kind, "sent")
         return True
 
     def _retry(self, entry: OutboxEntry, error: str, attempts: int, expect: str = "sending") -> None:
         if attempts >= self.cfg.max_attempts:
             self.store.set_reply_state(entry.id, "failed", expect=expect, attempts=attempts, last_error=error)
             log.error("reply_failed", outbox_id=entry.id, error=error, attempts=attempts)
+            metrics.reply_outcome(entry.kind, "failed")
             return
         delay = backoff(attempts, self.cfg)
         if self.store.set_reply_state(entry.id, "pending", expect=expect, attempts=attempts, last_error=error,
                                       next_attempt_at=utcnow() + dt.timedelta(seconds=delay)):
             log.info("reply_deferred", outbox_id=entry.id, error=error, attempts=attempts,
                      retry_in_s=round(delay, 1))
+            metrics.reply_outcome(entry.kind, "deferred")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set: on every wake-up, and when the next retry is due."""

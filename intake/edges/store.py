@@ -144,7 +144,10 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        SQLModel.metadata.create_all(self.engine)
+        from intake.edges.schema import ensure_current
+
+        # an empty store is made at the schema's head (migrations); SchemaMismatch for any other
+        ensure_current(url, engine=self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -68,13 +68,21 @@ class TriagePool:
         self.single = triager(settings)
         self.workers = [TriageWorker(settings, limits_for(settings)) for _ in range(max(1, n) - 1)] \
             if settings.triage.limits.worker else []
+        self.on_done = None  # called with the seconds each message took (metrics, the watchdog)
+
+    def _timed(self, decide, raw: bytes, **kw):  # noqa: ANN001, ANN003, ANN202
+        t0 = time.monotonic()
+        out = decide(raw, **kw)
+        if self.on_done is not None:
+            self.on_done(time.monotonic() - t0)
+        return out
 
     def triage(self, raw: bytes, **kw):  # noqa: ANN003, ANN201
-        return self.single(raw, **kw)
+        return self._timed(self.single, raw, **kw)
 
     def triage_many(self, raws: list[bytes], **kw) -> list:  # noqa: ANN003
         if not self.workers or len(raws) < 2:
-            return [self.single(raw, **kw) for raw in raws]
+            return [self._timed(self.single, raw, **kw) for raw in raws]
         import queue
         import threading
 
@@ -89,7 +97,7 @@ class TriagePool:
                     i, raw = todo.get_nowait()
                 except queue.Empty:
                     return
-                results[i] = decide(raw, **kw)
+                results[i] = self._timed(decide, raw, **kw)
 
         threads = [threading.Thread(target=run, args=(w.triage,), daemon=True) for w in self.workers]
         for t in threads:

@@ -36,10 +36,13 @@ from intake.core.cpr import keyed_hash
 from intake.edges.hmackey import load_hmac_key
 from intake.edges.instance_lock import acquire as acquire_lock
 from intake.core.mimeparse import Parsed
-from intake.edges.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage
+from intake.edges.imapconn import CONNECTION_ERRORS, Mailbox, NewMessage, is_throttled
+from intake.edges.oauth import AuthFailure, AuthWatch, check_secrets
 from intake.edges.outbox import Outbox, enqueue
 from intake.core.rules import Rules, load_rules
 from intake.service.scheduler import Scheduler
+from intake.service import metrics
+from intake.service.monitor import Monitor
 from intake.edges.store import Case, MessageRecord, OutboxEntry, Store, case_ref, utcnow
 from intake.core.triage import REPLY_KIND, Result, build_reply
 from intake.edges.worker import TriagePool
@@ -54,6 +57,15 @@ NOT_A_FOLLOWUP = frozenset({"sender_not_allowed", "empty", "unreadable", "header
                             "too_complex", "malformed_mime", "internal_error",
                             "authentication_failed", "sender_ambiguous", "undecryptable", "bad_signature",
                             "signature_required", "wrong_signer"})
+
+
+def reason_subfolders(settings: Settings, mb: Mailbox) -> bool:
+    """File manual messages in per-reason subfolders? "auto": only when staff would not see the
+    reason as a keyword (the server takes none, as Exchange, or set_keywords is off)."""
+    mode = settings.daemon.reason_subfolders
+    if mode == "auto":
+        return not (settings.daemon.set_keywords and mb.keywords_allowed)
+    return mode == "always"
 
 
 def local_date(when: dt.datetime, tz: str) -> dt.date:
@@ -130,6 +142,7 @@ class Processor:
         by_folder: dict[str, list[Plan]] = defaultdict(list)
         for plan in plans:
             by_folder[plan.target].append(plan)
+        mb.ensure_folders(list(by_folder))  # reason subfolders appear when first needed
         for folder, group in by_folder.items():
             mb.file([p.uid for p in group], folder,
                     [p.message_id if p.maybe_filed else None for p in group])
@@ -164,7 +177,7 @@ class Processor:
         if (result.decision in REPLY_KIND and result.reply_to
                 and self._over_limit(s, result.reply_to)):
             result.decision, result.manual_reason, result.missing = "manual", "reply_limit", []
-        target = self.settings.folders.for_decision(result.decision)
+        target = self._target(mb, result.decision, result.reason)
         rec, case, outbox_id = self._record(s, mb, nm, parsed, content_hash, result, target)
         self._annotate(s, rec, result, raw, content_hash)
         record_id = rec.id
@@ -174,6 +187,7 @@ class Processor:
                  case=case, outbox_id=outbox_id, attachments=len(result.attachments),
                  size=nm.size, ms=round((time.monotonic() - t0) * 1000, 1),
                  **({"error": result.error} if result.error else {}))
+        metrics.message_decided(result.decision, result.reason)
         return Plan(nm.uid, nm.message_id, record_id, target, _keywords(result))
 
     # --- follow-ups --------------------------------------------------------------------------
@@ -212,7 +226,7 @@ class Processor:
             m = followup.Merge("manual", "followup_other_municipality", answer=False)
         if m.answer and result.reply_to and self._over_limit(s, result.reply_to):
             m = followup.Merge("manual", "reply_limit", answer=False)
-        target = self.settings.folders.for_decision(m.decision)
+        target = self._target(mb, m.decision, m.manual_reason)
         now = utcnow()
         if m.decision != "manual":
             became_accepted = case.status == "incomplete" and m.decision == "accepted"
@@ -254,7 +268,16 @@ class Processor:
         log.info("followup_merged", uid=nm.uid, record_id=rec.id, case=case.ref, decision=m.decision,
                  reason=m.manual_reason, missing=m.missing, outbox_id=outbox_id,
                  ms=round((time.monotonic() - t0) * 1000, 1))
+        metrics.message_decided(m.decision, m.manual_reason)
         return Plan(nm.uid, nm.message_id, rec.id, target, kws)
+
+    def _target(self, mb: Mailbox, decision: str, reason: str | None) -> str:
+        """The decision's folder; for manual, a subfolder per reason when so configured
+        (`daemon.reason_subfolders`; "auto": when the reason cannot go on as a keyword)."""
+        folder = self.settings.folders.for_decision(decision)
+        if decision == "manual" and reason and reason_subfolders(self.settings, mb):
+            folder = f"{folder}/{reason}"
+        return folder
 
     def _accept(self, case: Case, now) -> None:  # noqa: ANN001
         case.accepted_at = now
@@ -325,16 +348,26 @@ class ImapWorker:
     """The blocking side: connect, drain the inbox, wait (IDLE or poll), reconnect on failure."""
 
     def __init__(self, settings: Settings, store: Store, processor: Processor,
-                 notify, stop: threading.Event, prefer_move: bool = True) -> None:  # noqa: ANN001
+                 notify, stop: threading.Event, prefer_move: bool = True,  # noqa: ANN001
+                 monitor: Monitor | None = None) -> None:
         self.settings = settings
         self.cfg = settings.mailbox
         self.store = store
         self.processor = processor
         self.notify = notify
+        # systemd, metrics, health file; the watchdog is pinged from this worker only
+        self.monitor = monitor if monitor is not None else Monitor.inert(settings, store)
         self.stop = stop
         self.prefer_move = prefer_move
         self.early_stop: list[str] = []  # signals received before the event loop ran (cli)
         self.processed = 0
+        self.auth = AuthWatch("imap")  # sign-in failures: logged once; .last_error for health
+
+    @property
+    def last_auth_error(self) -> str | None:
+        """The server's (or the token endpoint's) text of the latest failed sign-in, None once
+        signed in again."""
+        return self.auth.last_error
 
     def folders(self) -> list[str]:
         f = self.settings.folders
@@ -352,22 +385,80 @@ class ImapWorker:
                 mb.select()
                 log.info("imap_connected", host=self.cfg.host, folder=self.cfg.folder,
                          idle=mb.has_idle and self.cfg.idle, uidvalidity=mb.uidvalidity)
-                delay = d.reconnect_initial_seconds
+                self.monitor.connected()  # store open, mailbox selected: READY=1 (the first time)
+                self.auth.ok()
+                self._note_server(mb)
                 while not self.stop.is_set():
                     self.drain(mb)
+                    self.monitor.synced()
+                    delay = self._healthy(d)  # reset only after work got done: no spin
                     if once:
                         return True
                     wait = self.cfg.idle_renew_seconds if (mb.has_idle and self.cfg.idle) else self.cfg.poll_seconds
-                    mb.wait(wait, self.stop)
-            except CONNECTION_ERRORS as e:
-                log.warning("imap_error", error=type(e).__name__, retry_in_s=delay)
+                    if mb.renew_at is not None:  # OAuth: sign in again before the token expires
+                        if mb.renew_at <= time.monotonic():
+                            log.info("imap_token_renewal", note="signing in again with a new token")
+                            break
+                        wait = min(wait, mb.renew_at - time.monotonic())
+                    mb.wait(wait, self.stop, tick=self.monitor.wait_tick)  # pings the watchdog
+            except AuthFailure as e:  # logged once per streak; retried with capped backoff
+                self.auth.failed(e, delay)
+                self.monitor.imap_error(e, delay)
                 if once:
                     return False
-                self.stop.wait(delay)
+                self.monitor.sleep(self.stop, delay)
+                delay = min(delay * 2, d.reconnect_max_seconds)
+            except CONNECTION_ERRORS as e:
+                delay = self._failed(e, delay, d)
+                self.monitor.imap_error(e, delay)
+                if once:
+                    return False
+                self.monitor.sleep(self.stop, delay)  # pings the watchdog while it waits
                 delay = min(delay * 2, d.reconnect_max_seconds)
             finally:
                 mb.close()
+                self.monitor.disconnected()
         return True
+
+    def _note_server(self, mb: Mailbox) -> None:
+        """Say once (and again if it changes) how this server names folders, files and tags."""
+        seen = (mb.prefix, mb.delimiter, b"MOVE" in mb.capabilities, b"UIDPLUS" in mb.capabilities,
+                mb.keywords_allowed)
+        if seen == getattr(self, "_server_seen", None):
+            return
+        self._server_seen = seen
+        log.info("imap_server", prefix=mb.prefix, delimiter=mb.delimiter, move=seen[2], uidplus=seen[3],
+                 keywords=mb.keywords_allowed)
+        if not mb.keywords_allowed and self.settings.daemon.set_keywords:
+            log.warning("imap_keywords_unsupported", folder=self.cfg.folder,
+                        reason_subfolders=reason_subfolders(self.settings, mb),
+                        note="no sme-/grund-/mangler- keywords on this server; the decision is in the store")
+
+    def _failed(self, e: BaseException, delay: float, d) -> float:  # noqa: ANN001 - DaemonConfig
+        """A connection problem or a refusal: logged once per episode (until work gets done
+        again), retried after `delay`, longer when the server says it is throttling us."""
+        throttled = is_throttled(e)
+        if throttled:
+            delay = min(max(delay, 4 * d.reconnect_initial_seconds), d.reconnect_max_seconds)
+        ep = getattr(self, "_episode", None)
+        if ep is None:
+            self._episode = {"since": time.monotonic(), "attempts": 1, "throttled": throttled}
+            log.warning("imap_error", error=type(e).__name__, throttled=throttled, retry_in_s=delay)
+        else:
+            ep["attempts"] += 1
+            ep["throttled"] = ep["throttled"] or throttled
+            log.debug("imap_error_again", error=type(e).__name__, throttled=throttled, retry_in_s=delay,
+                      attempts=ep["attempts"])
+        return delay
+
+    def _healthy(self, d) -> float:  # noqa: ANN001 - DaemonConfig
+        """Work got done: an episode of errors is over; the next one starts from the initial delay."""
+        ep = getattr(self, "_episode", None)
+        if ep is not None:
+            self._episode = None
+            log.info("imap_recovered", attempts=ep["attempts"], throttled=ep["throttled"],
+                     seconds=round(time.monotonic() - ep["since"], 1))
+        return d.reconnect_initial_seconds
 
     def drain(self, mb: Mailbox) -> None:
         folder = self.cfg.folder
@@ -379,7 +470,9 @@ class ImapWorker:
             log.warning("uidvalidity_changed", folder=folder, old=cp.uidvalidity, new=mb.uidvalidity)
         batch: list[NewMessage] = []
         size = 0
-        for nm in sorted(mb.new_messages(last), key=lambda m: m.uid):
+        new = sorted(mb.new_messages(last), key=lambda m: m.uid)
+        self.monitor.drain_started(len(new))
+        for nm in new:
             if self.stop.is_set():
                 break
             if batch and (len(batch) >= self.cfg.fetch_batch or size + nm.size > self.cfg.batch_bytes):
@@ -392,6 +485,7 @@ class ImapWorker:
 
     def _process(self, mb: Mailbox, batch: list[NewMessage]) -> None:
         self.processed += self.processor.handle_batch(mb, batch)
+        self.monitor.batch_done(len(batch))
         self.processor.refile(mb)
         self.notify()
 
@@ -400,14 +494,19 @@ class Daemon:
     def __init__(self, settings: Settings, prefer_move: bool = True, command: str = "intake run") -> None:
         if settings.mailbox is None or settings.smtp is None:
             raise ConfigError("intake run needs [mailbox] and [smtp] sections in the config")
+        check_secrets(settings.mailbox)  # a missing or group/world-readable secret: refused now
+        check_secrets(settings.smtp)
         self.settings = settings
         # one sender per store: StoreLocked (nothing touched) while another process holds it
         self.lock = acquire_lock(settings.store.url, command)
         self.lock_lost = False
         try:
             self.store = Store(settings.store.url)
+            # takes $NOTIFY_SOCKET and $WATCHDOG_* before any child process could inherit them
+            self.monitor = Monitor(settings, self.store)
             self.rules = load_rules(settings.triage.rules_file)
             self.processor = Processor(settings, self.store, self.rules, load_hmac_key(settings))
+            self.processor.pool.on_done = self.monitor.triaged  # triage histogram; progress pings
             self.outbox = Outbox(self.store, settings.smtp, settings.outbox)
             self.scheduler = Scheduler(settings, self.store)
         except BaseException:
@@ -427,6 +526,7 @@ class Daemon:
 
         def request_stop(signame: str) -> None:
             log.info("stop_requested", signal=signame)
+            self.monitor.stop_requested()  # STOPPING=1
             self.thread_stop.set()
             stop.set()
 
@@ -445,13 +545,14 @@ class Daemon:
         if uncertain:
             log.warning("replies_uncertain", outbox_ids=uncertain,
                         note="interrupted during delivery; not resent, check by hand")
+            self.monitor.uncertain(uncertain)  # counted by kind
         log.info("daemon_started", once=once, store=self.settings.store.url.split("://")[0])
 
         def notify() -> None:
             loop.call_soon_threadsafe(self.outbox.wake.set)
 
         worker = ImapWorker(self.settings, self.store, self.processor, notify, self.thread_stop,
-                            self.prefer_move)
+                            self.prefer_move, monitor=None if once else self.monitor)
         if once:  # drain first, then send: a crash while filing never cuts a delivery short
             try:
                 ok = await asyncio.to_thread(worker.run, True)
@@ -462,6 +563,8 @@ class Daemon:
             await self.outbox.send_all()
             log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts(), ok=ok)
             return 0 if ok else 1
+        self.monitor.start()  # metrics export, health status file
+        monitor_task = asyncio.create_task(self.monitor.run(stop))
         outbox_task = asyncio.create_task(self.outbox.run(stop))
         scheduler_task = asyncio.create_task(self._schedule(stop))
         lock_task = asyncio.create_task(self._watch_lock(request_stop))
@@ -474,13 +577,17 @@ class Daemon:
             # systemd restarts us; every message is still in the inbox or in the store.
             failed = imap_task.exception()
             log.error("imap_worker_failed", error=type(failed).__name__)
+            self.monitor.error("worker", failed)
+            self.monitor.stop_requested()
         self.thread_stop.set()
         stop.set()
         if not imap_task.done():
             await imap_task
         await outbox_task
         await scheduler_task
+        await monitor_task
         lock_task.cancel()
+        await asyncio.to_thread(self.monitor.stopped)  # health: running false; metrics off
         log.info("daemon_stopped", processed=worker.processed, outbox=self.store.counts())
         return 1 if failed or self.lock_lost else 0
 
@@ -506,6 +613,7 @@ class Daemon:
                     self.outbox.wake.set()
             except Exception as e:  # keep scheduling; the store keeps what is due
                 log.error("scheduler_error", error=type(e).__name__)
+                self.monitor.error("scheduler", e)
             try:
                 await asyncio.wait_for(stop.wait(), self.settings.cases.scheduler_interval_seconds)
             except asyncio.TimeoutError:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from intake.service import logs
+from intake.service import logs, outbox_admin
 from intake.config import Settings
 from intake.edges.outbox import enqueue
 from intake.core.replies import Reply, render
@@ -118,6 +118,7 @@ class Scheduler:
             "overdue": [row(c) for c in cases if c.status == "accepted" and c.due_date and c.due_date < today],
             "closed": [row(c) for c in cases if c.closed_at and aware(c.closed_at) > since
                        and c.close_reason == "unanswered"],
+            "outbox_attention": outbox_admin.digest_rows(s, self.tz),  # uncertain or failed replies
         }
 
     def _digest(self, s, now: dt.datetime, today: dt.date) -> None:  # noqa: ANN001

@@ -275,33 +275,49 @@ def export(settings: Settings, ref: str, out_dir: Path, gnupghome: str | None) -
     return written
 
 
+OUR_KEYWORDS = (b"sme-", b"grund-", b"mangler-", b"usikker-")  # set by the daemon when filing
+
+
 def requeue(settings: Settings, message_id: str | None, all_: bool) -> int:
-    """Move messages from the manual folder back to the inbox for a new triage."""
+    """Move messages from the manual folder (and its per-reason subfolders) back to the inbox
+    for a new triage, without the old decision's keywords (the next filing sets its own)."""
     from intake.edges.imapconn import Mailbox
 
     store = Store(settings.store.url)
     mb = Mailbox(settings.mailbox)
     mb.connect()
+    moved = 0
     try:
         c = mb.client
         manual = mb.server_folder(settings.folders.manual)
-        c.select_folder(manual)
-        uids = c.search(["HEADER", "Message-ID", message_id]) if message_id else (c.search("ALL") if all_ else [])
-        if not uids:
-            return 0
-        data = c.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
-        ids = []
-        for uid in uids:
-            hdr = data.get(uid, {}).get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")
-            ids.append(hdr.split(b":", 1)[1].strip().decode("ascii", "replace") if b":" in hdr else None)
-        with store.session() as s:  # first the store: a requeued record is triaged afresh
-            for mid in filter(None, ids):
-                for rec in s.exec(select(MessageRecord).where(MessageRecord.message_id == mid,
-                                                              MessageRecord.decision == "manual")):
-                    rec.state = "requeued"
-                    s.add(rec)
-        mb.file(list(uids), settings.mailbox.folder, [None] * len(uids))
-        return len(uids)
+        folders = [manual] + sorted(f[2] for f in c.list_folders(manual + mb.delimiter, "*")
+                                    if b"\\Noselect" not in f[0])
+        for folder in folders:
+            c.select_folder(folder)
+            uids = c.search(["HEADER", "Message-ID", message_id]) if message_id else (c.search("ALL") if all_ else [])
+            if not uids:
+                continue
+            data = c.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+            ids = []
+            ours: set[bytes] = set()
+            for uid in uids:
+                hdr = data.get(uid, {}).get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"")
+                ids.append(hdr.split(b":", 1)[1].strip().decode("ascii", "replace") if b":" in hdr else None)
+                ours |= {f for f in data.get(uid, {}).get(b"FLAGS", ()) if f.lower().startswith(OUR_KEYWORDS)}
+            with store.session() as s:  # first the store: a requeued record is triaged afresh
+                for mid in filter(None, ids):
+                    for rec in s.exec(select(MessageRecord).where(MessageRecord.message_id == mid,
+                                                                  MessageRecord.decision == "manual")):
+                        rec.state = "requeued"
+                        s.add(rec)
+            if ours:
+                try:
+                    c.remove_flags(uids, sorted(ours), silent=True)
+                except Exception:  # noqa: BLE001 - a server that refuses keywords: nothing to remove
+                    pass
+            mb.file(list(uids), settings.mailbox.folder, [None] * len(uids))
+            moved += len(uids)
+        return moved
     finally:
         mb.close()
 
