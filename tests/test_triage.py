@@ -431,6 +431,19 @@ def test_other_senders_go_to_a_person(sender):
     assert r.reply is None
 
 
+def test_raw_utf8_display_name_is_not_a_defective_sender():
+    """RFC 6532: Outlook and Exchange send "Mette Sørensen" as raw UTF-8; the address is fine."""
+    raw = referral().replace(b"\nFrom: ", b"\nFrom: Mette S\xc3\xb8rensen <mette.soerensen@aalborg.dk>\nX-Old-From: ", 1)
+    r = decide(raw)
+    assert r.decision == "accepted" and r.reply.to == "mette.soerensen@aalborg.dk"
+    assert "Mette Sørensen" in r.reply.body
+    legacy = referral().replace(b"\nFrom: ", b"\nFrom: Mette S\xf8rensen <mette.soerensen@aalborg.dk>\nX-Old-From: ", 1)
+    assert decide(legacy).reply.to == "mette.soerensen@aalborg.dk"
+    # 8-bit bytes in the address itself stay a person's case
+    eai = referral().replace(b"\nFrom: ", b"\nFrom: Mette <m\xc3\xb8@aalborg.dk>\nX-Old-From: ", 1)
+    assert decide(eai).manual_reason == "sender_not_allowed"
+
+
 def test_missing_from_goes_to_a_person():
     raw = referral().replace(b"\nFrom:", b"\nX-Old-From:")
     assert decide(raw).manual_reason == "sender_not_allowed"

@@ -219,9 +219,18 @@ def _addresses(msg: EmailMessage, name: str) -> tuple[list[Address], bool]:
             for a in h.addresses
             if a.addr_spec and "@" in a.addr_spec
         ]
-        return addrs, bool(getattr(h, "defects", ()))
+        defects = [d for d in getattr(h, "defects", ()) if not _eight_bit_display_name(d, addrs)]
+        return addrs, bool(defects)
     except Exception:
         return [], True
+
+
+def _eight_bit_display_name(defect: object, addrs: list[Address]) -> bool:
+    """Raw 8-bit text in a display name ("Mette Sørensen <…>": UTF-8 by RFC 6532, or a legacy
+    charset) is not a defect of the address: the stdlib flags the bytes, but the addresses
+    parse and are ASCII, so who sent it is as clear as ever."""
+    return (isinstance(defect, errors.UndecodableBytesDefect)
+            and bool(addrs) and all(a.addr.isascii() for a in addrs))
 
 
 _MSGID_RE = re.compile(r"<[^<>\s]+>")
