@@ -325,6 +325,20 @@ def test_postgresql_store(tmp_path, dovecot, smtp, ca):
         shutil.rmtree(base, ignore_errors=True)
 
 
+def imap_sessions(master) -> list:  # noqa: ANN001 - psutil.Process
+    """Dovecot's imap session processes (children come and go while we look)."""
+    import psutil
+
+    found = []
+    for p in master.children(recursive=True):
+        try:
+            if p.name() == "imap":
+                found.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
 def test_a_stalled_imap_connection_is_detected_and_renewed(env: Env, dovecot, smtp):
     """The server process behind the daemon's connection freezes (SIGSTOP): no answer within
     timeout_seconds (10 s here) must end that connection and open a new one."""
@@ -335,7 +349,7 @@ def test_a_stalled_imap_connection_is_detected_and_renewed(env: Env, dovecot, sm
     try:
         master = psutil.Process(dovecot.proc.pid)
         deadline = time.monotonic() + 30  # the daemon's session, however slow its start-up
-        while not (frozen := [p for p in master.children(recursive=True) if p.name() == "imap"]):
+        while not (frozen := imap_sessions(master)):
             assert time.monotonic() < deadline, "no imap session process found"
             time.sleep(0.2)
         time.sleep(1.0)  # logged in, drained the empty inbox, idling

@@ -53,9 +53,10 @@ def mask_text(text: str) -> str:
 
 # Digits spread out so that no DDMMYY-SSSS shape is left: "0 7 1 1 7 9 - 4 3 2 1",
 # "12 03 85 12 33", "12.03.1985-1233". A run of digits joined only by short separators
-# (any one or two punctuation marks: a dash lost to a charset conversion reads "120385?1233";
-# but not a colon: "15:11:25.041234" is a time of day, and every log line carries one).
-_SPREAD = re.compile(r"\d(?:[ ]{0,2}(?:[^\w\s:]|_){0,2}[ ]{0,2}\d)+")
+# (any one or two punctuation marks: a dash lost to a charset conversion reads "120385?1233").
+# A time of day can look like one ("2026 08:30:07 +01"): hidden too, which costs nothing in a
+# reply; the logs' own timestamp is added after masking (intake/service/logs.py).
+_SPREAD = re.compile(r"\d(?:[ ]{0,2}(?:[^\w\s]|_){0,2}[ ]{0,2}\d)+")
 
 
 def _date_like(six: str) -> bool:

@@ -33,9 +33,10 @@ def configure(level: str = "info", stream=None) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            mask_cpr,  # last before rendering: nothing CPR-shaped reaches the output
+            mask_cpr,  # nothing CPR-shaped reaches the output
+            # our own timestamp after masking: "15:11:25.041234" would read as a date + 4 digits
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),

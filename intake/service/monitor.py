@@ -51,7 +51,7 @@ class Monitor:
 
     # --- the worker thread -----------------------------------------------------------------
     def alive(self) -> None:
-        """The worker made progress: ping the watchdog (at most every WATCHDOG_USEC/2)."""
+        """The worker made progress: ping the watchdog (at most every WATCHDOG_USEC/4)."""
         self.notify.watchdog()
 
     def wait_tick(self, heard: float | None = None) -> None:

@@ -23,7 +23,7 @@ class Notifier:
             address = "\0" + address[1:]  # abstract namespace
         self.address = address or None
         # how often `watchdog()` pings: half the timeout systemd enforces
-        self.watchdog_interval = watchdog_usec / 2e6 if watchdog_usec and watchdog_usec > 0 else None
+        self.watchdog_interval = watchdog_usec / 4e6 if watchdog_usec and watchdog_usec > 0 else None
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._last_ping = float("-inf")
@@ -81,7 +81,8 @@ class Notifier:
             self.send(f"STATUS={text}")
 
     def watchdog(self) -> None:
-        """WATCHDOG=1, at most every WATCHDOG_USEC/2. Call it from the loop that does the work,
+        """WATCHDOG=1, at most every WATCHDOG_USEC/4 (the worker ticks about once a second, so
+        pings come well inside systemd's recommended USEC/2). Call it from the loop that does the work,
         as often as you like: when that loop stops calling, systemd restarts the service."""
         if self.watchdog_interval is None or self.address is None:
             return
