@@ -745,9 +745,9 @@ def header_addresses(raw: bytes) -> set[str]:
             msg = HeaderParser(policy=email_policy.compat32).parsestr(text, headersonly=True)
         except Exception:  # noqa: BLE001
             continue
-        for name in ("from", "reply-to", "sender"):
-            for v in msg.get_all(name) or []:
-                v = str(v).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        for name, v in msg.raw_items():  # raw strings: get_all() may wrap odd bytes in a Header
+            if name.lower() in ("from", "reply-to", "sender"):  # whose str() then raises
+                v = v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 values.append(v)
                 try:
                     values.append(str(make_header(decode_header(v))))
