@@ -20,14 +20,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from intake.edges.devservers import TestCA, free_port, wait_port
+from intake.edges.devservers import TestCA, free_port, stop_group, wait_port
 
 CYRUS_BIN = Path("/usr/lib/cyrus/bin")
 MASTER_BIN = CYRUS_BIN / "master"
@@ -211,30 +210,9 @@ class Cyrus:
 
     def stop(self) -> None:
         """Stop the master (it stops its services) and then anything left in its group."""
-        if self.proc is None:
-            return
-        try:
-            self.proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # children leave after the master
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc = None
+        if self.proc is not None:
+            stop_group(self.proc, signal_group=False)
+            self.proc = None
 
     def _login(self, user: str, password: str):
         from imapclient import IMAPClient

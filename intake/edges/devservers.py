@@ -24,6 +24,35 @@ from pathlib import Path
 DOVECOT_BIN = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
 
+def stop_group(proc: subprocess.Popen, signal_group: bool) -> None:
+    """SIGTERM the server (its whole process group, or only its master, which then stops its
+    own services), SIGKILL after 10 s, then wait up to 5 s for the group to leave and SIGKILL
+    what is left. `proc` must have been started with start_new_session=True."""
+    try:
+        if signal_group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # children leave after the master
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,30 +211,9 @@ class Dovecot:
 
     def stop(self) -> None:
         """Stop the master and every process it started (imap sessions included)."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # children leave after the master
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc = None
+        if self.proc is not None:
+            stop_group(self.proc, signal_group=True)
+            self.proc = None
 
     def client(self, user: str = "socialmedicin"):
         """A logged-in IMAPClient over IMAPS (for tests and the demo to look and append)."""

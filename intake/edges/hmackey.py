@@ -66,7 +66,7 @@ def create_key(key_file: Path) -> None:
         except OSError as e:
             raise ConfigError(f"cannot create HMAC key file {key_file}: {e.strerror}; "
                               "set store.hmac_key_file") from e
-        _fsync_dir(folder)
+        fsync_dir(folder)
     finally:
         try:
             os.unlink(tmp)
@@ -74,7 +74,8 @@ def create_key(key_file: Path) -> None:
             pass
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or link in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

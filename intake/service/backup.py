@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from intake.config import Settings
+from intake.edges.hmackey import fsync_dir
 from intake.edges.instance_lock import lock_for
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -137,14 +138,6 @@ def _check_sqlite(path: Path) -> None:
             raise BackupError(f"{path} is not an intake store (no outbox table)")
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _new_private_file(folder: Path, stem: str) -> Path:
     tmp = folder / f".{stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
@@ -193,7 +186,7 @@ def backup(settings: Settings, out: Path) -> BackupInfo:
             os.link(tmp, out)  # atomic, and never replaces a file that appeared meanwhile
         except FileExistsError:
             raise BackupError(f"{out} exists; refusing to overwrite it") from None
-        _fsync_dir(folder)
+        fsync_dir(folder)
     finally:
         tmp.unlink(missing_ok=True)
         for suffix in ("-journal", "-wal", "-shm"):

@@ -35,13 +35,16 @@ def status_path(settings: Settings) -> Path:
     return DEFAULT_DIR / "health.json"
 
 
-def write_status(path: Path, data: dict) -> None:
-    """Replace the file atomically: a reader sees the old one or the new one, never half."""
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace the file atomically: a reader sees the old one or the new one, never half
+    (temporary file beside it, then rename; `mode` when not the default 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -49,6 +52,11 @@ def write_status(path: Path, data: dict) -> None:
         except OSError:
             pass
         raise
+
+
+def write_status(path: Path, data: dict) -> None:
+    """The status file, replaced atomically."""
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
 def read_status(path: Path) -> dict | None:

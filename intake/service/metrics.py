@@ -14,8 +14,6 @@ every `textfile_interval_seconds`.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -134,20 +132,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
 def write_textfile(path: Path) -> None:
     """The registry in the text format, replaced atomically (node_exporter never reads half a
     file); mode 0644 so node_exporter can read it (there is nothing personal in it)."""
-    path = Path(path)
-    data = generate_latest(REGISTRY)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from intake.service.health import write_atomic
+
+    write_atomic(path, generate_latest(REGISTRY), mode=0o644)
 
 
 class Exporter:
